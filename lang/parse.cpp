@@ -1,0 +1,1539 @@
+// The .gray grammar (PEGTL 3) and the lowering of its parse tree into the AST.
+//
+// Shape: the grammar builds a parse tree of selected rules only; `lower_*` turns that tree
+// into ast:: nodes. Errors are raised with a message per expectation (error_text<Rule>),
+// caught at the nearest statement (recoverable<>), recorded, and parsing resumes after the
+// statement, so one run reports every syntax error in the file.
+#include "lang/parse.h"
+
+#include <tao/pegtl.hpp>
+#include <tao/pegtl/contrib/analyze.hpp>
+#include <tao/pegtl/contrib/parse_tree.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "lang/codes.h"
+#include "lang/text.h"
+
+namespace gray {
+namespace {
+
+namespace pegtl = tao::pegtl;
+
+// ---- parse state shared by the custom rules ---------------------------------
+
+struct SyntaxError {
+  uint32_t begin;
+  uint32_t end;
+  std::string message;
+  std::string help;
+  uint32_t related = UINT32_MAX;  // an earlier offset worth pointing at (an opening brace)
+  std::string related_label;
+};
+
+struct TooManyErrors {};
+
+struct ParseState {
+  const char* base = nullptr;
+  const ParseLimits* limits = nullptr;
+  std::vector<SyntaxError> errors;
+  std::vector<ast::Comment> comments;
+  uint32_t next_comment = 0;  // comments before this offset are already recorded
+  unsigned depth = 0;
+  unsigned brackets = 0;  // open (, [ or map {: newlines are blanks inside them
+
+  void add_comment(const char* b, const char* e) {
+    uint32_t bo = offset(b);
+    if (bo < next_comment) return;  // seen before backtracking
+    next_comment = offset(e);
+    bool own_line = true;
+    for (const char* p = b; p > base && p[-1] != '\n'; --p)
+      if (p[-1] != ' ' && p[-1] != '\t') {
+        own_line = false;
+        break;
+      }
+    comments.push_back({{0, bo, offset(e)}, own_line});
+  }
+
+  uint32_t offset(const char* p) const { return static_cast<uint32_t>(p - base); }
+
+  void report(SyntaxError e) {
+    // A missing '}' at the end of a file is seen by every enclosing block: say it once.
+    for (const SyntaxError& old : errors)
+      if (old.begin == e.begin && old.message == e.message) return;
+    errors.push_back(std::move(e));
+    if (errors.size() >= limits->max_errors) throw TooManyErrors{};
+  }
+};
+
+inline void pick(ParseState*& out, ParseState& s) { out = &s; }
+template <typename T>
+inline void pick(ParseState*&, T&) {}
+
+template <typename... States>
+ParseState& state_of(States&... st) {
+  ParseState* p = nullptr;
+  (pick(p, st), ...);
+  return *p;
+}
+
+// ---- lexical helpers ----------------------------------------------------------
+
+bool is_ident_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+bool is_ident_char(char c) { return is_ident_start(c) || (c >= '0' && c <= '9'); }
+
+// What is at `p`, for "found ..." in messages.
+std::string describe_at(const char* p, const char* end) {
+  if (p >= end) return "end of file";
+  char c = *p;
+  if (is_ident_char(c)) {
+    const char* q = p;
+    while (q < end && (is_ident_char(*q) || *q == '.' || *q == '%') && q - p < 40) ++q;
+    return "'" + std::string(p, q) + "'";
+  }
+  if (c == '"') return "a string";
+  if (c == '\n' || c == '\r') return "end of line";
+  if (static_cast<unsigned char>(c) < 0x20) return "a control character";
+  if (static_cast<unsigned char>(c) >= 0x80) return "a non-ASCII character";
+  return std::string("'") + c + "'";
+}
+
+constexpr std::string_view kUnits[] = {"ms", "s", "m", "h", "d", "%", "B", "KB", "MB", "GB", "KiB", "MiB", "GiB"};
+
+bool known_unit(std::string_view u) {
+  for (std::string_view k : kUnits)
+    if (k == u) return true;
+  return false;
+}
+
+// Spellings people reach for, and the unit gray uses for them.
+std::string unit_alias(std::string_view u) {
+  static const std::pair<std::string_view, std::string_view> aliases[] = {
+      {"min", "m"},  {"mins", "m"}, {"minute", "m"}, {"minutes", "m"}, {"sec", "s"},     {"secs", "s"},  {"second", "s"},
+      {"seconds", "s"}, {"hr", "h"}, {"hrs", "h"},  {"hour", "h"},      {"hours", "h"},   {"day", "d"},    {"days", "d"},
+      {"msec", "ms"}, {"millis", "ms"}, {"pct", "%"}, {"percent", "%"}, {"kb", "KB"},    {"mb", "MB"},   {"gb", "GB"}};
+  for (auto& [from, to] : aliases)
+    if (from == u) return std::string(to);
+  return {};
+}
+
+const std::vector<std::string_view>& unit_names() {
+  static const std::vector<std::string_view> v(std::begin(kUnits), std::end(kUnits));
+  return v;
+}
+
+// ---- the grammar --------------------------------------------------------------
+
+namespace g {
+
+using namespace pegtl;
+
+// Whitespace. A statement ends at the end of its line, so `sp` skips only blanks, comments and
+// `\`-continued line breaks, except inside brackets (ParseState::brackets > 0) where newlines
+// are blanks too. `nsp` always skips newlines: between statements and after binary operators.
+template <bool Newlines>
+struct ws {
+  using rule_t = ws;
+  using subs_t = empty_list;
+  template <apply_mode A, rewind_mode M, template <typename...> class Action, template <typename...> class Control,
+            typename ParseInput, typename... States>
+  static bool match(ParseInput& in, States&&... st) {
+    ParseState& ps = state_of(st...);
+    const bool nl = Newlines || ps.brackets > 0;
+    const char* p = in.current();
+    const char* end = in.end();
+    while (p < end) {
+      char c = *p;
+      if (c == ' ' || c == '\t' || c == '\r' || (c == '\n' && nl)) {
+        ++p;
+      } else if (c == '\\' && p + 1 < end && (p[1] == '\n' || (p[1] == '\r' && p + 2 < end && p[2] == '\n'))) {
+        p += p[1] == '\n' ? 2 : 3;
+      } else if (c == '#') {
+        const char* b = p;
+        while (p < end && *p != '\n') ++p;
+        ps.add_comment(b, p);
+      } else {
+        break;
+      }
+    }
+    in.bump(static_cast<size_t>(p - in.current()));
+    return true;
+  }
+};
+struct sp : ws<false> {};
+struct nsp : ws<true> {};
+
+// Reserved words: they start statements or clauses, so they cannot be names.
+#define GRAY_KEYWORDS(X)                                                                                          \
+  X(import) X(as) X(template) X(pipeline) X(param) X(let) X(metric) X(unit) X(gateway) X(registry) X(hosts)       \
+  X(metrics) X(images) X(deploy) X(verify) X(ramp) X(align) X(rollback) X(guard) X(use) X(on) X(batch)            \
+  X(parallel) X(via) X(steps) X(hold) X(run) X(probe) X(wait) X(until) X(approve) X(route) X(drain) X(restore)    \
+  X(scale) X(phase) X(undo) X(abort) X(if) X(else) X(true) X(false) X(and) X(or) X(not) X(compare) X(vs)          \
+  X(within) X(for) X(every) X(limit) X(errors) X(samples) X(nodata) X(timeout) X(attempts) X(expect) X(contains)  \
+  X(header) X(cookie) X(ip) X(to) X(default) X(all) X(clear) X(breach) X(failure) X(success)
+
+#define GRAY_DEFINE_KW(w) \
+  struct w##_w : TAO_PEGTL_KEYWORD(#w) {}; \
+  struct k_##w : seq<w##_w, sp> {};
+GRAY_KEYWORDS(GRAY_DEFINE_KW)
+#undef GRAY_DEFINE_KW
+
+#define GRAY_KW_ALT(w) w##_w,
+struct reserved : sor<GRAY_KEYWORDS(GRAY_KW_ALT) failure> {};
+#undef GRAY_KW_ALT
+
+template <char C>
+struct sym : seq<one<C>, sp> {};
+struct arrow : seq<string<'-', '>'>, nsp> {};
+struct comma : seq<one<','>, nsp> {};
+struct semi : sym<';'> {};
+
+struct name : seq<not_at<reserved>, identifier> {};
+struct name_tok : seq<name, sp> {};
+struct word : identifier {};  // any identifier, reserved or not: member names, map keys, enum words
+struct word_tok : seq<word, sp> {};
+
+// A number with an optional unit suffix (5, 0.5, 30s, 5%, 512MiB); an unknown suffix is an error
+// with a suggestion, raised here so that it takes part in recovery.
+struct number_lit {
+  using rule_t = number_lit;
+  using subs_t = empty_list;
+  template <apply_mode A, rewind_mode M, template <typename...> class Action, template <typename...> class Control,
+            typename ParseInput, typename... States>
+  static bool match(ParseInput& in, States&&... st) {
+    const char* b = in.current();
+    const char* end = in.end();
+    const char* p = b;
+    while (p < end && *p >= '0' && *p <= '9') ++p;
+    if (p == b) return false;
+    if (p + 1 < end && *p == '.' && p[1] >= '0' && p[1] <= '9') {
+      ++p;
+      while (p < end && *p >= '0' && *p <= '9') ++p;
+    }
+    const char* u = p;
+    if (p < end && *p == '%') ++p;
+    else
+      while (p < end && is_ident_char(*p)) ++p;
+    std::string_view unit(u, static_cast<size_t>(p - u));
+    if (!unit.empty() && !known_unit(unit)) {
+      ParseState& ps = state_of(st...);
+      std::string best = unit_alias(unit);
+      if (best.empty()) best = closest_word(unit, unit_names());
+      throw SyntaxError{ps.offset(u), ps.offset(p),
+                        "unknown unit '" + std::string(unit) + "' in '" + std::string(b, p) + "'",
+                        best.empty() ? "units are ms, s, m, h, d (durations), % (percentages), B, KB, MB, GB, KiB, MiB, GiB (sizes)"
+                                     : "did you mean '" + std::string(b, u) + best + "'?",
+                        UINT32_MAX, {}};
+    }
+    in.bump(static_cast<size_t>(p - b));
+    return true;
+  }
+};
+
+// Strings: one line, escapes, and ${a.b} interpolation of names.
+struct esc_char : one<'"', '\\', 'n', 't', 'r', '$', '0'> {};
+struct str_esc : seq<one<'\\'>, must<esc_char>> {};
+struct interp_path : seq<identifier, star<one<'.'>, identifier>> {};
+struct interp_close : one<'}'> {};
+struct str_interp : seq<string<'$', '{'>, star<one<' ', '\t'>>, must<interp_path>, star<one<' ', '\t'>>, must<interp_close>> {};
+struct str_text : plus<sor<not_one<'"', '\\', '$', '\n', '\r'>, seq<one<'$'>, not_at<one<'{'>>>>> {};
+struct str_close : one<'"'> {};
+struct string_lit : seq<one<'"'>, star<sor<str_text, str_esc, str_interp>>, must<str_close>> {};
+struct string_tok : seq<string_lit, sp> {};
+
+// Depth guard: nesting beyond the limit is an error, not a stack overflow. Brackets also make
+// newlines insignificant inside them; a block of statements makes them significant again.
+enum class Lines { Keep, Blank, Significant };
+
+template <typename R, Lines L = Lines::Keep>
+struct nested {
+  using rule_t = nested;
+  using subs_t = type_list<R>;
+  template <apply_mode A, rewind_mode M, template <typename...> class Action, template <typename...> class Control,
+            typename ParseInput, typename... States>
+  static bool match(ParseInput& in, States&&... st) {
+    ParseState& ps = state_of(st...);
+    if (ps.depth >= ps.limits->max_depth) {
+      uint32_t at = ps.offset(in.current());
+      throw SyntaxError{at, at + 1,
+                        "nesting is deeper than " + std::to_string(ps.limits->max_depth) + " levels",
+                        "split the expression or block into named parts", UINT32_MAX, {}};
+    }
+    struct Restore {
+      ParseState& ps;
+      unsigned brackets;
+      ~Restore() {
+        --ps.depth;
+        ps.brackets = brackets;
+      }
+    } restore{ps, ps.brackets};
+    ++ps.depth;
+    if constexpr (L == Lines::Blank) ++ps.brackets;
+    if constexpr (L == Lines::Significant) ps.brackets = 0;
+    return Control<R>::template match<A, M, Action, Control>(in, st...);
+  }
+};
+
+template <typename R>
+struct bracketed : nested<R, Lines::Blank> {};
+
+// ---- expressions ----
+
+struct expr;
+struct expr_value : seq<expr> {};  // an expression that must be there (after '(' or ',')
+struct close_paren : one<')'> {};
+struct close_bracket : one<']'> {};
+struct close_brace_map : one<'}'> {};
+
+struct paren : seq<one<'('>, bracketed<seq<sp, must<expr_value>, must<close_paren>>>, sp> {};
+struct list_items : seq<expr, star<comma, expr>, opt<comma>> {};
+struct list_lit : seq<one<'['>, bracketed<seq<sp, opt<list_items>, must<close_bracket>>>, sp> {};
+
+struct field_key : sor<word, string_lit> {};
+struct field_colon : sym<':'> {};
+struct field : seq<field_key, sp, must<field_colon>, must<expr_value>> {};
+struct map_lit : seq<one<'{'>, bracketed<seq<sp, star<field, opt<comma>>, must<close_brace_map>>>, sp> {};
+
+struct bool_lit : sor<true_w, false_w> {};
+struct primary : sor<seq<number_lit, sp>, string_tok, seq<bool_lit, sp>, list_lit, map_lit, paren, name_tok> {};
+
+struct arg_name : seq<word, sp, one<':'>, not_at<one<':'>>, sp> {};
+struct arg : seq<opt<arg_name>, must<expr_value>> {};
+struct call_args : seq<one<'('>, bracketed<seq<sp, opt<arg, star<comma, arg>, opt<comma>>, must<close_paren>>>, sp> {};
+struct member_name : identifier {};
+struct member : seq<one<'.'>, must<member_name>, sp> {};
+struct postfix : seq<primary, star<sor<member, call_args>>> {};
+
+struct op_neg : seq<one<'-'>, not_at<one<'>'>>> {};
+struct op_not : not_w {};
+struct unary;
+struct unary_operand : seq<unary> {};
+struct neg_expr : seq<sor<op_neg, op_not>, sp, nested<must<unary_operand>>> {};
+struct unary : sor<neg_expr, postfix> {};
+
+struct op_mul : one<'*', '/'> {};
+struct op_add : sor<one<'+'>, seq<one<'-'>, not_at<one<'>'>>>> {};
+struct op_cmp : sor<string<'=', '='>, string<'!', '='>, string<'<', '='>, string<'>', '='>, one<'<'>, one<'>'>> {};
+struct op_and : and_w {};
+struct op_or : or_w {};
+
+struct operand : seq<unary> {};
+struct mul_expr : seq<unary, star<op_mul, nsp, must<operand>>> {};
+struct add_operand : seq<mul_expr> {};
+struct add_expr : seq<mul_expr, star<op_add, nsp, must<add_operand>>> {};
+struct cmp_operand : seq<add_expr> {};
+struct cmp_expr : seq<add_expr, opt<op_cmp, nsp, must<cmp_operand>>> {};
+struct and_operand : seq<cmp_expr> {};
+struct and_expr : seq<cmp_expr, star<op_and, nsp, must<and_operand>>> {};
+struct or_operand : seq<and_expr> {};
+struct or_expr : seq<and_expr, star<op_or, nsp, must<or_operand>>> {};
+struct expr : or_expr {};
+
+// ---- clauses: `key value` options after a statement's head ----
+
+template <typename K>
+struct ckey : K {};  // the clause keyword, kept in the tree
+template <typename K, typename V>
+struct clause : seq<ckey<K>, sp, must<V>> {};
+
+// Expected values, one type per message (see error_text below).
+#define GRAY_EXPECT(N, R) \
+  struct N : seq<R> {};
+GRAY_EXPECT(v_duration, expr)
+GRAY_EXPECT(v_count, expr)
+GRAY_EXPECT(v_expr, expr)
+GRAY_EXPECT(v_word, word_tok)
+GRAY_EXPECT(v_header, expr)
+GRAY_EXPECT(v_expect, expr)
+GRAY_EXPECT(v_contains, expr)
+GRAY_EXPECT(v_tolerance, expr)
+
+struct c_timeout : clause<timeout_w, v_duration> {};
+struct c_every : clause<every_w, v_duration> {};
+struct c_for : clause<for_w, v_duration> {};
+struct c_wait : clause<wait_w, v_duration> {};
+struct c_attempts : clause<attempts_w, v_count> {};
+struct c_limit : clause<limit_w, v_count> {};
+struct c_errors : clause<errors_w, v_count> {};
+struct c_samples : clause<samples_w, v_count> {};
+struct c_nodata : clause<nodata_w, v_word> {};
+struct c_else : clause<else_w, v_word> {};
+struct c_default : clause<default_w, v_word> {};
+struct c_header : clause<header_w, v_header> {};
+struct c_expect : clause<expect_w, v_expect> {};
+struct c_contains : clause<contains_w, v_contains> {};
+
+// ---- statements ----
+
+template <typename Item, bool Braced>
+struct item_list;
+template <typename Item>
+struct block;
+template <typename Bad>
+struct bad_item;
+
+struct s_name : seq<name_tok> {};
+struct s_string : seq<string_tok> {};
+struct s_eq : sym<'='> {};
+struct s_lparen : sym<'('> {};
+struct s_arrow : seq<arrow> {};
+struct s_to : seq<k_to> {};
+struct s_vs : seq<k_vs> {};
+struct s_within : seq<k_within> {};
+struct s_type : seq<word_tok> {};
+struct s_driver : seq<word_tok> {};
+struct s_unit : seq<sor<seq<one<'%'>, sp>, word_tok>> {};
+struct s_probe_kind : seq<word_tok> {};
+struct s_group : seq<word_tok> {};
+struct s_call : seq<postfix> {};
+struct s_on_action : seq<word_tok> {};
+
+// Values after a statement keyword, each with its own message.
+GRAY_EXPECT(x_hold, expr)
+GRAY_EXPECT(x_batch, expr)
+GRAY_EXPECT(x_parallel, expr)
+GRAY_EXPECT(x_steps, expr)
+GRAY_EXPECT(x_step, expr)
+GRAY_EXPECT(x_on, expr)
+GRAY_EXPECT(x_run, expr)
+GRAY_EXPECT(x_probe, expr)
+GRAY_EXPECT(x_wait, expr)
+GRAY_EXPECT(x_until, expr)
+GRAY_EXPECT(x_let, expr)
+GRAY_EXPECT(x_default, expr)
+GRAY_EXPECT(x_metric, expr)
+GRAY_EXPECT(x_if, expr)
+GRAY_EXPECT(x_guard, expr)
+GRAY_EXPECT(x_compare, expr)
+GRAY_EXPECT(x_scale, expr)
+GRAY_EXPECT(x_route_key, postfix)
+GRAY_EXPECT(x_route_value, postfix)
+GRAY_EXPECT(x_route_target, expr)
+GRAY_EXPECT(x_route_ip, postfix)
+
+struct type_ann : seq<sym<':'>, must<s_type>> {};
+struct default_val : seq<s_eq, must<x_default>> {};
+
+struct param_stmt : seq<k_param, must<s_name>, opt<type_ann>, opt<default_val>> {};
+struct let_stmt : seq<k_let, must<s_name>, must<s_eq>, must<x_let>> {};
+
+struct tparam : seq<name_tok, opt<type_ann>, opt<default_val>> {};
+struct tparams : seq<one<'('>, bracketed<seq<sp, opt<tparam, star<comma, tparam>, opt<comma>>, must<close_paren>>>, sp> {};
+struct metric_unit : seq<k_unit, must<s_unit>> {};
+struct metric_stmt : seq<k_metric, must<s_name>, opt<tparams>, must<s_eq>, must<x_metric>, opt<metric_unit>> {};
+
+struct plugin_kind : sor<gateway_w, registry_w, hosts_w, metrics_w, images_w> {};
+struct plugin_config : seq<map_lit> {};
+struct plugin_stmt : seq<plugin_kind, sp, must<s_name>, must<s_eq>, must<s_driver>, opt<plugin_config>> {};
+
+// Stage settings.
+struct set_on : seq<k_on, must<x_on>> {};
+struct set_batch : seq<k_batch, must<x_batch>> {};
+struct set_parallel : seq<k_parallel, must<x_parallel>> {};
+struct set_via : seq<k_via, must<s_name>> {};
+struct set_steps : seq<k_steps, must<x_steps>, star<arrow, must<x_step>>> {};
+struct set_hold : seq<k_hold, must<x_hold>> {};
+
+// on breach|failure|success|timeout ACTION | { steps }
+struct on_event : sor<breach_w, failure_w, success_w, timeout_w> {};
+struct step_item;
+struct on_body : sor<block<step_item>, s_on_action> {};
+struct on_stmt : seq<k_on, on_event, sp, must<on_body>> {};
+
+struct guard_compare : seq<k_compare, must<x_compare>, must<s_vs>, must<x_compare>, must<s_within>, must<v_tolerance>> {};
+struct guard_probe : seq<k_probe, must<s_probe_kind>, must<x_probe>> {};
+struct guard_label : seq<string_tok> {};
+struct guard_clause : sor<c_for, c_every, c_limit, c_errors, c_samples, c_nodata, c_else, c_timeout, c_header, c_expect, c_contains> {};
+struct guard_body : sor<guard_compare, guard_probe, x_guard> {};
+struct guard_stmt : seq<k_guard, opt<guard_label>, must<guard_body>, star<guard_clause>> {};
+
+struct run_stmt : seq<k_run, must<x_run>, star<c_timeout>> {};
+struct probe_clause : sor<c_header, c_expect, c_contains, c_attempts, c_every, c_timeout> {};
+struct probe_stmt : seq<k_probe, must<s_probe_kind>, must<x_probe>, star<probe_clause>> {};
+struct wait_until_stmt : seq<k_wait, k_until, must<x_until>, star<sor<c_timeout, c_every>>> {};
+struct wait_stmt : seq<k_wait, must<x_wait>> {};
+struct approve_message : seq<string_tok> {};
+struct approve_stmt : seq<k_approve, opt<approve_message>, star<sor<c_timeout, c_default>>> {};
+
+struct route_kind : sor<header_w, cookie_w> {};
+struct route_op : sor<string<'=', '='>, one<'~'>> {};
+struct s_route_op : seq<route_op, sp> {};
+struct route_clear : seq<clear_w, sp> {};
+struct route_match : seq<route_kind, sp, must<x_route_key>, must<s_route_op>, must<x_route_value>, must<s_arrow>, must<x_route_target>> {};
+struct route_ip : seq<ip_w, sp, must<x_route_ip>, must<s_arrow>, must<x_route_target>> {};
+struct route_body : sor<route_clear, route_match, route_ip> {};
+struct route_stmt : seq<k_route, must<s_name>, must<route_body>> {};
+
+struct drain_subject : seq<postfix> {};
+struct drain_stmt : seq<k_drain, must<s_name>, opt<drain_subject>, opt<c_wait>> {};
+struct restore_stmt : seq<k_restore, must<s_name>, opt<drain_subject>> {};
+struct scale_stmt : seq<k_scale, must<s_name>, must<s_group>, must<s_to>, must<x_scale>> {};
+struct phase_stmt : seq<k_phase, must<s_string>> {};
+struct undo_all : seq<all_w, sp> {};
+struct undo_block : seq<block<step_item>> {};
+struct undo_body : sor<undo_all, undo_block, x_run> {};
+struct undo_stmt : seq<k_undo, must<undo_body>> {};
+struct abort_message : seq<string_tok> {};
+struct abort_stmt : seq<k_abort, opt<abort_message>> {};
+struct if_stmt;
+struct else_body : sor<if_stmt, block<step_item>> {};
+struct else_part : seq<k_else, must<else_body>> {};
+struct if_stmt : seq<k_if, must<x_if>, must<block<step_item>>, opt<else_part>> {};
+struct use_stmt : seq<k_use, must<s_call>> {};
+// A plugin call used as a step, for example `edge.weight(0%)`.
+struct call_head : seq<not_at<reserved>, identifier, at<one<'.', '('>>> {};
+struct call_stmt_rule : seq<at<call_head>, postfix> {};
+
+struct step : sor<run_stmt, probe_stmt, wait_until_stmt, wait_stmt, approve_stmt, route_stmt, drain_stmt, restore_stmt,
+                  scale_stmt, phase_stmt, undo_stmt, abort_stmt, if_stmt, use_stmt, let_stmt, call_stmt_rule, semi> {};
+struct setting : sor<set_batch, set_parallel, set_via, set_steps, set_hold> {};
+struct bad_step {};
+struct bad_stage_item {};
+struct bad_pipeline_item {};
+struct bad_template_item {};
+struct bad_top_item {};
+
+struct step_item : sor<step, bad_item<bad_step>> {};
+struct stage_item : sor<on_stmt, set_on, setting, guard_stmt, step, bad_item<bad_stage_item>> {};
+
+struct stage_kind : sor<deploy_w, verify_w, ramp_w, align_w, rollback_w> {};
+struct stage_name : seq<name_tok> {};
+struct stage_stmt : seq<stage_kind, sp, opt<stage_name>, must<block<stage_item>>> {};
+
+struct pipeline_item : sor<param_stmt, let_stmt, metric_stmt, plugin_stmt, stage_stmt, guard_stmt, use_stmt, on_stmt, semi,
+                           bad_item<bad_pipeline_item>> {};
+struct pipeline_stmt : seq<k_pipeline, must<s_string>, must<block<pipeline_item>>> {};
+
+struct template_item : sor<param_stmt, metric_stmt, plugin_stmt, stage_stmt, on_stmt, set_on, setting, guard_stmt, step,
+                           bad_item<bad_template_item>> {};
+struct template_stmt : seq<k_template, must<s_name>, must<tparams>, must<block<template_item>>> {};
+
+struct import_alias : seq<k_as, must<s_name>> {};
+struct import_stmt : seq<k_import, must<s_string>, opt<import_alias>> {};
+
+struct top_item : sor<import_stmt, template_stmt, pipeline_stmt, semi, bad_item<bad_top_item>> {};
+
+// Skips the rest of a broken statement: to the end of its line, or past the block it opens.
+// A line break ends the statement only at bracket depth 0 and at or after the error (`error_at`),
+// so a statement continued over lines (after '->', inside a map) is skipped as a whole.
+template <typename ParseInput>
+void skip_statement(ParseInput& in, const char* from, const char* error_at = nullptr) {
+  const char* p = from;
+  const char* end = in.end();
+  int depth = 0;
+  while (p < end) {
+    char c = *p;
+    if (c == '"') {
+      ++p;
+      while (p < end && *p != '"' && *p != '\n') p += (*p == '\\' && p + 1 < end && p[1] != '\n') ? 2 : 1;
+      if (p < end && *p == '"') ++p;
+      continue;
+    }
+    if (c == '#') {
+      while (p < end && *p != '\n') ++p;
+      continue;
+    }
+    if (c == '{' || c == '(' || c == '[') ++depth;
+    if (c == '}' || c == ')' || c == ']') {
+      if (depth == 0 && c == '}') break;  // belongs to the enclosing block
+      if (depth > 0) --depth;
+      if (depth == 0 && c == '}') {
+        ++p;
+        break;
+      }
+    }
+    if ((c == '\n' || c == ';') && depth == 0 && p >= error_at) break;
+    ++p;
+  }
+  if (p == from && p < end && *p != '}') ++p;  // always make progress
+  in.bump(static_cast<size_t>(p - in.current()));
+}
+
+// Matches one item; on a syntax error records it, skips the statement and carries on.
+template <typename R>
+struct recoverable {
+  using rule_t = recoverable;
+  using subs_t = type_list<R>;
+  template <apply_mode A, rewind_mode M, template <typename...> class Action, template <typename...> class Control,
+            typename ParseInput, typename... States>
+  static bool match(ParseInput& in, States&&... st) {
+    ParseState& ps = state_of(st...);
+    const char* start = in.current();
+    try {
+      return Control<R>::template match<A, rewind_mode::required, Action, Control>(in, st...);
+    } catch (SyntaxError& e) {
+      const char* at = ps.base + e.begin;
+      ps.report(std::move(e));
+      in.iterator() = start;
+      skip_statement(in, start, at);
+    }
+    return true;
+  }
+};
+
+// Statements one per line (or separated by ';'), each recovered on its own. Braced: the list
+// ends at '}'; a missing '}' is reported and the list ends at the end of the file, keeping what
+// was read.
+template <typename Item, bool Braced>
+struct item_list {
+  using rule_t = item_list;
+  using subs_t = type_list<nsp, Item>;
+  template <apply_mode A, rewind_mode M, template <typename...> class Action, template <typename...> class Control,
+            typename ParseInput, typename... States>
+  static bool match(ParseInput& in, States&&... st) {
+    ParseState& ps = state_of(st...);
+    const uint32_t open = ps.offset(in.current()) - (Braced ? 1 : 0);
+    for (;;) {
+      (void)Control<nsp>::template match<A, M, Action, Control>(in, st...);
+      if (in.empty()) {
+        if constexpr (Braced) {
+          uint32_t at = ps.offset(in.current());
+          ps.report({at, at, "expected '}' to close this block, found end of file", {}, open, "the block opens here"});
+        }
+        return true;
+      }
+      if (Braced && in.peek_char() == '}') {
+        in.bump(1);
+        return true;
+      }
+      const size_t before = ps.errors.size();
+      (void)Control<recoverable<Item>>::template match<A, M, Action, Control>(in, st...);
+      if (ps.errors.size() != before || in.empty()) continue;
+      char c = in.peek_char();
+      if (c == '\n' || c == ';' || (Braced && c == '}')) {
+        if (c == ';') in.bump(1);
+        continue;
+      }
+      // Something follows a complete statement on the same line.
+      const uint32_t at = ps.offset(in.current());
+      ps.report({at, at + 1, "expected the end of the statement (a new line or ';'), found " + describe_at(in.current(), in.end()),
+                 {}, UINT32_MAX, {}});
+      skip_statement(in, in.current());
+    }
+  }
+};
+
+template <typename Item>
+struct block : seq<one<'{'>, nested<item_list<Item, true>, Lines::Significant>, sp> {};
+
+// The last alternative of an item list: raises "unknown statement" with a suggestion.
+template <typename Bad>
+struct bad_item {
+  using rule_t = bad_item;
+  using subs_t = empty_list;
+  template <apply_mode A, rewind_mode M, template <typename...> class Action, template <typename...> class Control,
+            typename ParseInput, typename... States>
+  static bool match(ParseInput& in, States&&... st);
+};
+
+struct grammar : seq<nested<item_list<top_item, false>, Lines::Significant>, eof> {};
+
+}  // namespace g
+}  // namespace
+}  // namespace gray
+
+// The custom rules take part in PEGTL's grammar analysis like the built-in rules they resemble.
+namespace tao::pegtl {
+template <typename Name, typename R>
+struct analyze_traits<Name, gray::g::recoverable<R>> : analyze_seq_traits<R> {};
+template <typename Name, typename R, gray::g::Lines L>
+struct analyze_traits<Name, gray::g::nested<R, L>> : analyze_seq_traits<R> {};
+template <typename Name, typename R>
+struct analyze_traits<Name, gray::g::bracketed<R>> : analyze_seq_traits<R> {};
+template <typename Name, typename I, bool B>
+struct analyze_traits<Name, gray::g::item_list<I, B>> : analyze_opt_traits<I> {};
+template <typename Name, bool N>
+struct analyze_traits<Name, gray::g::ws<N>> : analyze_opt_traits<> {};
+template <typename Name>
+struct analyze_traits<Name, gray::g::number_lit> : analyze_any_traits<> {};
+template <typename Name, typename B>
+struct analyze_traits<Name, gray::g::bad_item<B>> : analyze_any_traits<> {};
+}  // namespace tao::pegtl
+
+namespace gray {
+namespace {
+
+// ---- messages -----------------------------------------------------------------
+
+template <typename Rule>
+inline constexpr const char* error_text = nullptr;
+
+#define GRAY_MSG(R, M) \
+  template <>          \
+  inline constexpr const char* error_text<g::R> = M;
+
+GRAY_MSG(esc_char, "unknown escape in string; use \\\", \\\\, \\n, \\t, \\r, \\$ or \\0")
+GRAY_MSG(interp_path, "expected a name inside '${...}', such as ${version}")
+GRAY_MSG(interp_close, "expected '}' to end the interpolation")
+GRAY_MSG(str_close, "unterminated string: expected '\"' before the end of the line")
+GRAY_MSG(expr_value, "expected an expression")
+GRAY_MSG(close_paren, "expected ')'")
+GRAY_MSG(close_bracket, "expected ',' or ']' in the list")
+GRAY_MSG(close_brace_map, "expected a 'key: value' field or '}' to end the map")
+GRAY_MSG(field_colon, "expected ':' after the map key")
+GRAY_MSG(member_name, "expected a name after '.'")
+GRAY_MSG(unary_operand, "expected an expression after the operator")
+GRAY_MSG(operand, "expected an expression after the operator")
+GRAY_MSG(add_operand, "expected an expression after the operator")
+GRAY_MSG(cmp_operand, "expected an expression after the comparison")
+GRAY_MSG(and_operand, "expected an expression after 'and'")
+GRAY_MSG(or_operand, "expected an expression after 'or'")
+GRAY_MSG(v_duration, "expected a duration such as 30s")
+GRAY_MSG(v_count, "expected a count such as 3")
+GRAY_MSG(v_expr, "expected an expression")
+GRAY_MSG(v_word, "expected a word such as 'rollback'")
+GRAY_MSG(v_header, "expected a header such as \"X-Gray-User: test-1\" after 'header'")
+GRAY_MSG(v_expect, "expected a status code such as 200 after 'expect'")
+GRAY_MSG(v_contains, "expected a string after 'contains'")
+GRAY_MSG(v_tolerance, "expected a tolerance such as 10% after 'within'")
+GRAY_MSG(s_name, "expected a name")
+GRAY_MSG(s_string, "expected a string in double quotes")
+GRAY_MSG(s_eq, "expected '='")
+GRAY_MSG(s_lparen, "expected '(' to start the parameter list")
+GRAY_MSG(s_arrow, "expected '->' and the target")
+GRAY_MSG(s_to, "expected 'to' and a count, as in 'scale edge canary to 3'")
+GRAY_MSG(s_vs, "expected 'vs' and the baseline, as in 'compare error_rate(canary) vs error_rate(stable) within 10%'")
+GRAY_MSG(s_within, "expected 'within' and a tolerance such as 10%")
+GRAY_MSG(s_type, "expected a type such as string, number, duration, percent or bool")
+GRAY_MSG(s_driver, "expected a driver name such as haproxy, etcd, ssh or prometheus")
+GRAY_MSG(s_unit, "expected a unit such as ms, s or %")
+GRAY_MSG(s_probe_kind, "expected a probe kind: http, tcp or cmd")
+GRAY_MSG(s_group, "expected a server group such as canary")
+GRAY_MSG(s_call, "expected a template call such as canary.ramp(gw: edge)")
+GRAY_MSG(s_on_action, "expected an action (rollback, pause, abort, continue) or a block of steps")
+GRAY_MSG(s_route_op, "expected '==' or '~' (regular expression) after the header or cookie name")
+GRAY_MSG(x_hold, "expected a duration such as 10m after 'hold'")
+GRAY_MSG(x_batch, "expected a host count or a percentage such as 2 or 25% after 'batch'")
+GRAY_MSG(x_parallel, "expected a count such as 4 after 'parallel'")
+GRAY_MSG(x_steps, "expected a list of percentages such as 5% -> 20% -> 50% after 'steps'")
+GRAY_MSG(x_step, "expected a percentage such as 50% after '->'")
+GRAY_MSG(x_on, "expected the hosts to run on, such as fleet.tagged(\"canary\"), after 'on'")
+GRAY_MSG(x_run, "expected a command string such as \"deploy.sh ${version}\"")
+GRAY_MSG(x_probe, "expected a probe target such as \"http://${host}:8080/health\"")
+GRAY_MSG(x_wait, "expected a duration such as 30s, or 'until' and a condition, after 'wait'")
+GRAY_MSG(x_until, "expected a condition after 'wait until'")
+GRAY_MSG(x_let, "expected a value after '='")
+GRAY_MSG(x_default, "expected a default value after '='")
+GRAY_MSG(x_metric, "expected a query such as prom.query(\"...\") after '='")
+GRAY_MSG(x_if, "expected a condition after 'if'")
+GRAY_MSG(x_guard, "expected a condition such as error_rate < 1% after 'guard'")
+GRAY_MSG(x_compare, "expected a metric such as error_rate(version)")
+GRAY_MSG(x_scale, "expected a count after 'to'")
+GRAY_MSG(x_route_key, "expected the header or cookie name as a string")
+GRAY_MSG(x_route_value, "expected the value to match as a string")
+GRAY_MSG(x_route_target, "expected the target group or version after '->'")
+GRAY_MSG(x_route_ip, "expected an address range such as \"10.0.0.0/8\" after 'ip'")
+GRAY_MSG(tparams, "expected '(' and the template's parameters")
+GRAY_MSG(undo_body, "expected 'all', a command string or a block of steps after 'undo'")
+GRAY_MSG(on_body, "expected an action (rollback, pause, abort, continue) or a block of steps")
+GRAY_MSG(guard_body, "expected a condition such as error_rate < 1% after 'guard'")
+GRAY_MSG(else_body, "expected 'if' or a block after 'else'")
+GRAY_MSG(route_body, "expected 'header', 'cookie', 'ip' or 'clear' after the gateway name")
+
+#undef GRAY_MSG
+
+template <typename Rule>
+struct block_message {
+  static constexpr bool is_block = false;
+};
+template <typename Item>
+struct block_message<g::block<Item>> {
+  static constexpr bool is_block = true;
+};
+
+template <typename Rule>
+struct control : pegtl::normal<Rule> {
+  template <typename ParseInput, typename... States>
+  [[noreturn]] static void raise(const ParseInput& in, States&&... st) {
+    ParseState& ps = state_of(st...);
+    uint32_t at = ps.offset(in.current());
+    if constexpr (block_message<Rule>::is_block) {
+      throw SyntaxError{at, at + 1, "expected '{' to start a block, found " + describe_at(in.current(), in.end()), {},
+                        UINT32_MAX, {}};
+    } else {
+      static_assert(error_text<Rule> != nullptr, "every must<> needs an error_text");
+      std::string found = describe_at(in.current(), in.end());
+      if constexpr (std::is_same_v<Rule, g::interp_close> || std::is_same_v<Rule, g::interp_path>)
+        if (!in.empty() && in.peek_char() == '"') found = "'\"'";
+      throw SyntaxError{at, at + 1, std::string(error_text<Rule>) + ", found " + found, {}, UINT32_MAX, {}};
+    }
+  }
+};
+
+// Statements each context accepts, for "did you mean".
+const std::vector<std::string_view>& words_for(int context) {
+  static const std::vector<std::string_view> step = {"run", "probe", "wait", "approve", "route", "drain", "restore", "scale",
+                                                      "phase", "undo", "abort", "if", "use", "let"};
+  static const std::vector<std::string_view> stage = [] {
+    auto v = step;
+    for (auto w : {"on", "batch", "parallel", "via", "steps", "hold", "guard"}) v.push_back(w);
+    return v;
+  }();
+  static const std::vector<std::string_view> pipeline = {"param", "let", "metric", "gateway", "registry", "hosts", "metrics",
+                                                          "images", "deploy", "verify", "ramp", "align", "rollback", "guard",
+                                                          "use", "on"};
+  static const std::vector<std::string_view> tmpl = [] {
+    auto v = stage;
+    for (auto w : pipeline) v.push_back(w);
+    return v;
+  }();
+  static const std::vector<std::string_view> top = {"import", "template", "pipeline"};
+  switch (context) {
+    case 0: return step;
+    case 1: return stage;
+    case 2: return pipeline;
+    case 3: return tmpl;
+    default: return top;
+  }
+}
+
+template <typename Bad>
+constexpr int context_of() {
+  if constexpr (std::is_same_v<Bad, g::bad_step>) return 0;
+  if constexpr (std::is_same_v<Bad, g::bad_stage_item>) return 1;
+  if constexpr (std::is_same_v<Bad, g::bad_pipeline_item>) return 2;
+  if constexpr (std::is_same_v<Bad, g::bad_template_item>) return 3;
+  return 4;
+}
+
+template <typename Bad>
+template <pegtl::apply_mode A, pegtl::rewind_mode M, template <typename...> class Action, template <typename...> class Control,
+          typename ParseInput, typename... States>
+bool g::bad_item<Bad>::match(ParseInput& in, States&&... st) {
+  ParseState& ps = state_of(st...);
+  const char* p = in.current();
+  const char* end = in.end();
+  uint32_t at = ps.offset(p);
+  constexpr int ctx = context_of<Bad>();
+  static const char* const what[] = {"a step", "a stage setting, guard or step", "a declaration or a stage",
+                                     "a declaration, stage or step", "'import', 'template' or 'pipeline'"};
+  SyntaxError e{at, at + 1, {}, {}, UINT32_MAX, {}};
+  if (p < end && is_ident_start(*p)) {
+    const char* q = p;
+    while (q < end && is_ident_char(*q)) ++q;
+    std::string w(p, q);
+    e.end = ps.offset(q);
+    const auto& words = words_for(ctx);
+    if (w == "else") {
+      e.message = "'else' must follow the '}' of its 'if' on the same line";
+    } else if (std::find(words.begin(), words.end(), w) != words.end()) {
+      e.message = "'" + w + "' is not allowed here; expected " + what[ctx];
+    } else {
+      e.message = "unknown statement '" + w + "'; expected " + what[ctx];
+      std::string best = closest_word(w, words);
+      if (!best.empty()) e.help = "did you mean '" + best + "'?";
+    }
+  } else if (p < end && *p == '}' && ctx == 4) {
+    e.message = "unexpected '}' with no block open";
+  } else {
+    e.message = "expected " + std::string(what[ctx]) + ", found " + describe_at(p, end);
+  }
+  throw e;
+}
+
+// ---- parse tree with node kinds ---------------------------------------------
+
+enum class N : uint8_t {
+  None, Name, Word, Number, String, StrText, StrEsc, StrInterp, Bool, List, Map, Field, FieldKey, Paren, Postfix, Member,
+  CallArgs, Arg, ArgName, Neg, OpNeg, OpNot, Mul, Add, Cmp, And, Or, Op,
+  Clause, ClauseKey,
+  Param, Let, TParam, TParams, TypeAnn, Default, Metric, MetricUnit, Unit, PluginKind, Plugin, PluginConfig,
+  SetOn, SetBatch, SetParallel, SetVia, SetSteps, SetHold, OnStmt, OnEvent, OnAction,
+  Guard, GuardLabel, GuardCompare, GuardProbe, ProbeKind,
+  Run, Probe, WaitUntil, Wait, Approve, ApproveMessage, Route, RouteKind, RouteOp, RouteClear, RouteMatch, RouteIp,
+  Drain, DrainSubject, Restore, Scale, Group, Phase, Undo, UndoAll, UndoBlock, Abort, AbortMessage, If, Else, Use, Call,
+  StageKind, StageName, Stage, Pipeline, Template, Import, ImportAlias, Driver,
+};
+
+template <typename Rule>
+inline constexpr N node_kind = N::None;
+
+struct Node : pegtl::parse_tree::basic_node<Node> {
+  N kind = N::None;
+  template <typename Rule, typename ParseInput, typename... States>
+  void start(const ParseInput& in, States&&... st) {
+    basic_node::template start<Rule>(in, st...);
+    kind = node_kind<Rule>;
+  }
+};
+
+template <typename Rule>
+struct selector : std::bool_constant<node_kind<Rule> != N::None> {};
+
+#define GRAY_NODE(R, K) \
+  template <>           \
+  inline constexpr N node_kind<g::R> = N::K;
+GRAY_NODE(name, Name)
+GRAY_NODE(word, Word)
+GRAY_NODE(member_name, Word)
+GRAY_NODE(number_lit, Number)
+GRAY_NODE(string_lit, String)
+GRAY_NODE(str_text, StrText)
+GRAY_NODE(str_esc, StrEsc)
+GRAY_NODE(interp_path, StrInterp)
+GRAY_NODE(bool_lit, Bool)
+GRAY_NODE(list_lit, List)
+GRAY_NODE(map_lit, Map)
+GRAY_NODE(field, Field)
+GRAY_NODE(field_key, FieldKey)
+GRAY_NODE(postfix, Postfix)
+GRAY_NODE(member, Member)
+GRAY_NODE(call_args, CallArgs)
+GRAY_NODE(arg, Arg)
+GRAY_NODE(arg_name, ArgName)
+GRAY_NODE(neg_expr, Neg)
+GRAY_NODE(op_neg, Op)
+GRAY_NODE(op_not, Op)
+GRAY_NODE(op_mul, Op)
+GRAY_NODE(op_add, Op)
+GRAY_NODE(op_cmp, Op)
+GRAY_NODE(op_and, Op)
+GRAY_NODE(op_or, Op)
+GRAY_NODE(mul_expr, Mul)
+GRAY_NODE(add_expr, Add)
+GRAY_NODE(cmp_expr, Cmp)
+GRAY_NODE(and_expr, And)
+GRAY_NODE(or_expr, Or)
+GRAY_NODE(param_stmt, Param)
+GRAY_NODE(let_stmt, Let)
+GRAY_NODE(tparam, TParam)
+GRAY_NODE(tparams, TParams)
+GRAY_NODE(type_ann, TypeAnn)
+GRAY_NODE(default_val, Default)
+GRAY_NODE(metric_stmt, Metric)
+GRAY_NODE(s_unit, Unit)
+GRAY_NODE(plugin_kind, PluginKind)
+GRAY_NODE(plugin_stmt, Plugin)
+GRAY_NODE(plugin_config, PluginConfig)
+GRAY_NODE(s_driver, Driver)
+GRAY_NODE(set_on, SetOn)
+GRAY_NODE(set_batch, SetBatch)
+GRAY_NODE(set_parallel, SetParallel)
+GRAY_NODE(set_via, SetVia)
+GRAY_NODE(set_steps, SetSteps)
+GRAY_NODE(set_hold, SetHold)
+GRAY_NODE(on_stmt, OnStmt)
+GRAY_NODE(on_event, OnEvent)
+GRAY_NODE(s_on_action, OnAction)
+GRAY_NODE(guard_stmt, Guard)
+GRAY_NODE(guard_label, GuardLabel)
+GRAY_NODE(guard_compare, GuardCompare)
+GRAY_NODE(guard_probe, GuardProbe)
+GRAY_NODE(s_probe_kind, ProbeKind)
+GRAY_NODE(run_stmt, Run)
+GRAY_NODE(probe_stmt, Probe)
+GRAY_NODE(wait_until_stmt, WaitUntil)
+GRAY_NODE(wait_stmt, Wait)
+GRAY_NODE(approve_stmt, Approve)
+GRAY_NODE(approve_message, ApproveMessage)
+GRAY_NODE(route_stmt, Route)
+GRAY_NODE(route_kind, RouteKind)
+GRAY_NODE(route_op, RouteOp)
+GRAY_NODE(route_clear, RouteClear)
+GRAY_NODE(route_match, RouteMatch)
+GRAY_NODE(route_ip, RouteIp)
+GRAY_NODE(drain_stmt, Drain)
+GRAY_NODE(drain_subject, DrainSubject)
+GRAY_NODE(restore_stmt, Restore)
+GRAY_NODE(scale_stmt, Scale)
+GRAY_NODE(s_group, Group)
+GRAY_NODE(phase_stmt, Phase)
+GRAY_NODE(undo_stmt, Undo)
+GRAY_NODE(undo_all, UndoAll)
+GRAY_NODE(undo_block, UndoBlock)
+GRAY_NODE(abort_stmt, Abort)
+GRAY_NODE(abort_message, AbortMessage)
+GRAY_NODE(if_stmt, If)
+GRAY_NODE(else_part, Else)
+GRAY_NODE(use_stmt, Use)
+GRAY_NODE(call_stmt_rule, Call)
+GRAY_NODE(stage_kind, StageKind)
+GRAY_NODE(stage_name, StageName)
+GRAY_NODE(stage_stmt, Stage)
+GRAY_NODE(pipeline_stmt, Pipeline)
+GRAY_NODE(template_stmt, Template)
+GRAY_NODE(import_stmt, Import)
+GRAY_NODE(import_alias, ImportAlias)
+#undef GRAY_NODE
+
+template <typename K>
+inline constexpr N node_kind<g::ckey<K>> = N::ClauseKey;
+template <typename K, typename V>
+inline constexpr N node_kind<g::clause<K, V>> = N::Clause;
+
+template <typename Rule>
+struct action : pegtl::nothing<Rule> {};
+
+// ---- lowering: parse tree -> AST ------------------------------------------------
+
+class Lower {
+ public:
+  Lower(const SourceFile& file, Diagnostics& diags) : file_(file), diags_(diags) {}
+
+  Span span(const Node& n) const {
+    const char* b = n.m_begin.data;
+    const char* e = n.has_content() ? n.m_end.data : b;
+    // Trim trailing whitespace and comments that tokens swallow, so spans end at the text.
+    uint32_t bo = static_cast<uint32_t>(b - file_.text().data());
+    uint32_t eo = static_cast<uint32_t>(e - file_.text().data());
+    eo = trim_end(bo, eo);
+    return {file_.id(), bo, eo};
+  }
+
+  uint32_t trim_end(uint32_t b, uint32_t e) const {
+    const std::string& t = file_.text();
+    // Walk back over whitespace; comments inside a token's trailing space end at a newline,
+    // so drop a trailing comment by scanning from the start for the last code character.
+    uint32_t last = b;
+    bool in_string = false;
+    for (uint32_t i = b; i < e; ++i) {
+      char c = t[i];
+      if (in_string) {
+        if (c == '\\') {
+          ++i;
+          last = i + 1;
+          continue;
+        }
+        if (c == '"' || c == '\n') in_string = false;
+        last = i + 1;
+        continue;
+      }
+      if (c == '"') {
+        in_string = true;
+        last = i + 1;
+        continue;
+      }
+      if (c == '#') {
+        while (i < e && t[i] != '\n') ++i;
+        continue;
+      }
+      if (c != ' ' && c != '\t' && c != '\r' && c != '\n') last = i + 1;
+    }
+    return std::max(last, b);
+  }
+
+  std::string text(const Node& n) const { return std::string(n.string_view()); }
+
+  const Node* child(const Node& n, N kind) const {
+    for (const auto& c : n.children)
+      if (c->kind == kind) return c.get();
+    return nullptr;
+  }
+
+  ast::Name name_of(const Node* n) const {
+    if (!n) return {};
+    // s_name / stage_name wrap a name node; words are their own content.
+    const Node* leaf = n;
+    while (!leaf->children.empty() && leaf->kind != N::Name && leaf->kind != N::Word) leaf = leaf->children.front().get();
+    ast::Name out;
+    out.text = text(*leaf);
+    out.span = span(*leaf);
+    return out;
+  }
+
+  // ---- expressions ----
+
+  ast::ExprPtr expr(const Node& n) {
+    switch (n.kind) {
+      case N::Number: return number(n);
+      case N::String: return string(n);
+      case N::Bool: {
+        auto e = std::make_unique<ast::Expr>(ast::ExprKind::Bool, span(n));
+        e->boolean = n.string_view() == "true";
+        e->text = text(n);
+        return e;
+      }
+      case N::Name: {
+        auto e = std::make_unique<ast::Expr>(ast::ExprKind::Name, span(n));
+        e->text = text(n);
+        return e;
+      }
+      case N::List: {
+        auto e = std::make_unique<ast::Expr>(ast::ExprKind::List, span(n));
+        for (const auto& c : n.children) e->items.push_back(expr(*c));
+        return e;
+      }
+      case N::Map: {
+        auto e = std::make_unique<ast::Expr>(ast::ExprKind::Map, span(n));
+        for (const auto& f : n.children) {
+          ast::Field field;
+          const Node& key = *f->children.at(0);
+          const Node& k = *key.children.at(0);
+          field.name_span = span(k);
+          field.name = k.kind == N::String ? decode_plain(k) : text(k);
+          field.value = expr(*f->children.at(1));
+          e->fields.push_back(std::move(field));
+        }
+        return e;
+      }
+      case N::Postfix: return postfix(n);
+      case N::Neg: {
+        auto e = std::make_unique<ast::Expr>(ast::ExprKind::Unary, span(n));
+        std::string op = text(*n.children.at(0));
+        e->text = op == "-" ? "-" : "not";
+        e->items.push_back(expr(*n.children.at(1)));
+        return e;
+      }
+      case N::Mul:
+      case N::Add:
+      case N::Cmp:
+      case N::And:
+      case N::Or: {
+        ast::ExprPtr left = expr(*n.children.at(0));
+        for (size_t i = 1; i + 1 < n.children.size(); i += 2) {
+          auto e = std::make_unique<ast::Expr>(ast::ExprKind::Binary, Span::join(left->span, span(*n.children[i + 1])));
+          e->text = text(*n.children[i]);
+          e->items.push_back(std::move(left));
+          e->items.push_back(expr(*n.children[i + 1]));
+          left = std::move(e);
+        }
+        return left;
+      }
+      default:
+        // Wrapper nodes (expectations) hold exactly the expression.
+        if (!n.children.empty()) return expr(*n.children.front());
+        return std::make_unique<ast::Expr>(ast::ExprKind::Name, span(n));
+    }
+  }
+
+  ast::ExprPtr postfix(const Node& n) {
+    ast::ExprPtr cur = expr(*n.children.at(0));
+    for (size_t i = 1; i < n.children.size(); ++i) {
+      const Node& s = *n.children[i];
+      Span sp = Span::join(cur->span, span(s));
+      if (s.kind == N::Member) {
+        auto e = std::make_unique<ast::Expr>(ast::ExprKind::Member, sp);
+        e->text = text(*s.children.at(0));
+        e->items.push_back(std::move(cur));
+        cur = std::move(e);
+      } else {
+        auto e = std::make_unique<ast::Expr>(ast::ExprKind::Call, sp);
+        e->items.push_back(std::move(cur));
+        for (const auto& a : s.children) {
+          ast::Field f;
+          size_t vi = 0;
+          if (a->children.size() == 2) {
+            const Node& an = *a->children[0];
+            f.name = text(*an.children.at(0));
+            f.name_span = span(*an.children.at(0));
+            vi = 1;
+          }
+          f.value = expr(*a->children.at(vi));
+          e->fields.push_back(std::move(f));
+        }
+        cur = std::move(e);
+      }
+    }
+    return cur;
+  }
+
+  ast::ExprPtr number(const Node& n) {
+    std::string_view t = n.string_view();
+    size_t i = 0;
+    while (i < t.size() && ((t[i] >= '0' && t[i] <= '9') || t[i] == '.')) ++i;
+    std::string digits(t.substr(0, i));
+    std::string_view unit = t.substr(i);
+    double v = std::strtod(digits.c_str(), nullptr);
+    Span s = span(n);
+    auto e = std::make_unique<ast::Expr>(ast::ExprKind::Number, s);
+    e->text = std::string(t);
+    struct U {
+      std::string_view name;
+      ast::ExprKind kind;
+      double scale;
+    };
+    static const U units[] = {{"ms", ast::ExprKind::Duration, 1},          {"s", ast::ExprKind::Duration, 1000},
+                              {"m", ast::ExprKind::Duration, 60000},       {"h", ast::ExprKind::Duration, 3600000},
+                              {"d", ast::ExprKind::Duration, 86400000},    {"%", ast::ExprKind::Percent, 1},
+                              {"B", ast::ExprKind::Bytes, 1},              {"KB", ast::ExprKind::Bytes, 1e3},
+                              {"MB", ast::ExprKind::Bytes, 1e6},           {"GB", ast::ExprKind::Bytes, 1e9},
+                              {"KiB", ast::ExprKind::Bytes, 1024.0},       {"MiB", ast::ExprKind::Bytes, 1048576.0},
+                              {"GiB", ast::ExprKind::Bytes, 1073741824.0}};
+    if (unit.empty()) {
+      e->number = v;
+      return e;
+    }
+    for (const U& u : units)
+      if (u.name == unit) {
+        e->kind = u.kind;
+        e->number = v * u.scale;
+        return e;
+      }
+    e->number = v;  // unreachable: the grammar accepts known units only
+    return e;
+  }
+
+  std::string decode_plain(const Node& str) {
+    std::string out;
+    for (const auto& p : str.children) {
+      if (p->kind == N::StrText) out += p->string_view();
+      else if (p->kind == N::StrEsc) out += unescape(p->string_view()[1]);
+      else out += "${" + text(*p) + "}";
+    }
+    return out;
+  }
+
+  static char unescape(char c) {
+    switch (c) {
+      case 'n': return '\n';
+      case 't': return '\t';
+      case 'r': return '\r';
+      case '0': return '\0';
+      default: return c;
+    }
+  }
+
+  ast::ExprPtr string(const Node& n) {
+    auto e = std::make_unique<ast::Expr>(ast::ExprKind::String, span(n));
+    e->text = text(n);
+    for (const auto& p : n.children) {
+      if (p->kind == N::StrInterp) {
+        ast::StrPart part;
+        part.is_var = true;
+        part.text = text(*p);
+        part.span = span(*p);
+        size_t start = 0;
+        std::string_view t = p->string_view();
+        for (size_t i = 0; i <= t.size(); ++i)
+          if (i == t.size() || t[i] == '.') {
+            part.path.emplace_back(t.substr(start, i - start));
+            start = i + 1;
+          }
+        e->parts.push_back(std::move(part));
+        continue;
+      }
+      std::string piece = p->kind == N::StrText ? std::string(p->string_view()) : std::string(1, unescape(p->string_view()[1]));
+      if (!e->parts.empty() && !e->parts.back().is_var) {
+        e->parts.back().text += piece;
+        e->parts.back().span = Span::join(e->parts.back().span, span(*p));
+      } else {
+        e->parts.push_back({false, piece, {}, span(*p)});
+      }
+    }
+    return e;
+  }
+
+  // ---- statements ----
+
+  ast::StmtPtr stmt(const Node& n) {
+    auto s = std::make_unique<ast::Stmt>(ast::StmtKind::Call, span(n));
+    s->keyword = keyword_span(n);
+    switch (n.kind) {
+      case N::Import:
+        s->kind = ast::StmtKind::Import;
+        str_head(*s, *n.children.at(0));
+        if (const Node* a = child(n, N::ImportAlias)) s->name = name_of(a->children.at(0).get());
+        break;
+      case N::Template:
+        s->kind = ast::StmtKind::Template;
+        s->name = name_of(n.children.at(0).get());
+        params(*s, child(n, N::TParams));
+        body(*s, n, 2);
+        break;
+      case N::Pipeline:
+        s->kind = ast::StmtKind::Pipeline;
+        str_head(*s, *n.children.at(0));
+        body(*s, n, 1);
+        break;
+      case N::Param:
+        s->kind = ast::StmtKind::Param;
+        s->name = name_of(n.children.at(0).get());
+        if (const Node* t = child(n, N::TypeAnn)) s->word = name_of(t->children.at(0).get());
+        if (const Node* d = child(n, N::Default)) s->value = expr(*d->children.at(0));
+        break;
+      case N::Let:
+        s->kind = ast::StmtKind::Let;
+        s->name = name_of(n.children.at(0).get());
+        s->value = expr(*n.children.at(1));
+        break;
+      case N::Metric: {
+        s->kind = ast::StmtKind::Metric;
+        s->name = name_of(n.children.at(0).get());
+        params(*s, child(n, N::TParams));
+        size_t vi = child(n, N::TParams) ? 2 : 1;
+        s->value = expr(*n.children.at(vi));
+        if (const Node* u = child(n, N::Unit)) {
+          s->word.span = span(*u);
+          s->word.text = std::string(file_.slice(s->word.span));
+        }
+        break;
+      }
+      case N::Plugin:
+        s->kind = ast::StmtKind::Plugin;
+        s->word = {text(*n.children.at(0)), span(*n.children.at(0))};
+        s->name = name_of(n.children.at(1).get());
+        s->word2 = name_of(n.children.at(2).get());
+        if (const Node* c = child(n, N::PluginConfig)) s->value = expr(*c->children.at(0));
+        break;
+      case N::SetOn:
+      case N::SetBatch:
+      case N::SetParallel:
+      case N::SetVia:
+      case N::SetSteps:
+      case N::SetHold: {
+        static const std::pair<N, const char*> keys[] = {{N::SetOn, "on"},       {N::SetBatch, "batch"}, {N::SetParallel, "parallel"},
+                                                         {N::SetVia, "via"},     {N::SetSteps, "steps"}, {N::SetHold, "hold"}};
+        s->kind = ast::StmtKind::Setting;
+        for (auto& [k, w] : keys)
+          if (k == n.kind) s->word = {w, s->keyword};
+        for (const auto& c : n.children) {
+          if (n.kind == N::SetVia) {
+            ast::Name v = name_of(c.get());
+            auto e = std::make_unique<ast::Expr>(ast::ExprKind::Name, v.span);
+            e->text = v.text;
+            s->args.push_back(std::move(e));
+          } else {
+            s->args.push_back(expr(*c));
+          }
+        }
+        break;
+      }
+      case N::OnStmt:
+        s->kind = ast::StmtKind::On;
+        s->word = {text(*n.children.at(0)), span(*n.children.at(0))};
+        if (const Node* a = child(n, N::OnAction)) s->word2 = name_of(a->children.at(0).get());
+        else body(*s, n, 1);
+        break;
+      case N::Guard: guard(*s, n); break;
+      case N::Run:
+        s->kind = ast::StmtKind::Run;
+        s->args.push_back(expr(*n.children.at(0)));
+        clauses(*s, n);
+        break;
+      case N::Probe:
+        s->kind = ast::StmtKind::Probe;
+        s->word = name_of(n.children.at(0).get());
+        s->args.push_back(expr(*n.children.at(1)));
+        clauses(*s, n);
+        break;
+      case N::WaitUntil:
+        s->kind = ast::StmtKind::WaitUntil;
+        s->args.push_back(expr(*n.children.at(0)));
+        clauses(*s, n);
+        break;
+      case N::Wait:
+        s->kind = ast::StmtKind::Wait;
+        s->args.push_back(expr(*n.children.at(0)));
+        break;
+      case N::Approve:
+        s->kind = ast::StmtKind::Approve;
+        if (const Node* m = child(n, N::ApproveMessage)) str_head(*s, *m);
+        clauses(*s, n);
+        break;
+      case N::Route: route(*s, n); break;
+      case N::Drain:
+      case N::Restore:
+        s->kind = n.kind == N::Drain ? ast::StmtKind::Drain : ast::StmtKind::Restore;
+        s->name = name_of(n.children.at(0).get());
+        if (const Node* d = child(n, N::DrainSubject)) s->args.push_back(expr(*d->children.at(0)));
+        clauses(*s, n);
+        break;
+      case N::Scale:
+        s->kind = ast::StmtKind::Scale;
+        s->name = name_of(n.children.at(0).get());
+        s->word = name_of(n.children.at(1).get());
+        s->args.push_back(expr(*n.children.at(2)));
+        break;
+      case N::Phase:
+        s->kind = ast::StmtKind::Phase;
+        str_head(*s, *n.children.at(0));
+        break;
+      case N::Undo: {
+        s->kind = ast::StmtKind::Undo;
+        const Node& b = *n.children.at(0);
+        if (b.kind == N::UndoAll) s->word = {"all", span(b)};
+        else if (b.kind == N::UndoBlock) body(*s, b, 0);
+        else s->args.push_back(expr(b));
+        break;
+      }
+      case N::Abort:
+        s->kind = ast::StmtKind::Abort;
+        if (const Node* m = child(n, N::AbortMessage)) str_head(*s, *m);
+        break;
+      case N::If: {
+        s->kind = ast::StmtKind::If;
+        s->args.push_back(expr(*n.children.at(0)));
+        s->has_body = true;
+        size_t i = 1;
+        for (; i < n.children.size() && n.children[i]->kind != N::Else; ++i) push_stmt(s->body, *n.children[i]);
+        if (i < n.children.size()) {
+          s->has_else = true;
+          const Node& el = *n.children[i];
+          for (const auto& c : el.children) push_stmt(s->else_body, *c);
+        }
+        break;
+      }
+      case N::Use:
+      case N::Call:
+        s->kind = n.kind == N::Use ? ast::StmtKind::Use : ast::StmtKind::Call;
+        s->args.push_back(expr(*n.children.at(0)));
+        if (s->args[0]->kind != ast::ExprKind::Call)
+          diags_.error(code::kSyntax, s->args[0]->span,
+                       n.kind == N::Use ? "expected a template call with arguments in parentheses after 'use'"
+                                        : "expected a step; a plugin operation is called with parentheses, as in edge.weight(0%)");
+        break;
+      case N::Stage:
+        s->kind = ast::StmtKind::Stage;
+        s->word = {text(*n.children.at(0)), span(*n.children.at(0))};
+        if (const Node* nm = child(n, N::StageName)) s->name = name_of(nm);
+        body(*s, n, child(n, N::StageName) ? 2 : 1);
+        break;
+      default: return nullptr;
+    }
+    return s;
+  }
+
+  Span keyword_span(const Node& n) const {
+    Span s = span(n);
+    uint32_t e = s.begin;
+    const std::string& t = file_.text();
+    while (e < s.end && is_ident_char(t[e])) ++e;
+    return {s.file, s.begin, e};
+  }
+
+  void str_head(ast::Stmt& s, const Node& wrapper) {
+    const Node* str = &wrapper;
+    while (str->kind != N::String && !str->children.empty()) str = str->children.front().get();
+    s.str = decode_plain(*str);
+    s.str_span = span(*str);
+  }
+
+  void push_stmt(std::vector<ast::StmtPtr>& out, const Node& c) {
+    if (auto st = stmt(c)) out.push_back(std::move(st));
+  }
+
+  void body(ast::Stmt& s, const Node& n, size_t from) {
+    s.has_body = true;
+    for (size_t i = from; i < n.children.size(); ++i) push_stmt(s.body, *n.children[i]);
+  }
+
+  void params(ast::Stmt& s, const Node* tp) {
+    if (!tp) return;
+    for (const auto& p : tp->children) {
+      ast::Param prm;
+      prm.span = span(*p);
+      prm.name = name_of(p->children.at(0).get());
+      if (const Node* t = child(*p, N::TypeAnn)) prm.type = name_of(t->children.at(0).get());
+      if (const Node* d = child(*p, N::Default)) prm.value = expr(*d->children.at(0));
+      s.params.push_back(std::move(prm));
+    }
+  }
+
+  void clauses(ast::Stmt& s, const Node& n) {
+    for (const auto& c : n.children) {
+      if (c->kind != N::Clause) continue;
+      ast::Clause cl;
+      cl.key = text(*c->children.at(0));
+      cl.span = span(*c);
+      const Node& v = *c->children.at(1);
+      if (v.kind == N::Word) cl.word = name_of(&v);
+      else cl.value = expr(v);
+      s.clauses.push_back(std::move(cl));
+    }
+  }
+
+  void guard(ast::Stmt& s, const Node& n) {
+    s.kind = ast::StmtKind::Guard;
+    for (const auto& c : n.children) {
+      switch (c->kind) {
+        case N::GuardLabel: str_head(s, *c); break;
+        case N::GuardCompare:
+          s.word = {"compare", keyword_span(*c)};
+          for (const auto& a : c->children) s.args.push_back(expr(*a));
+          break;
+        case N::GuardProbe:
+          s.word = {"probe", keyword_span(*c)};
+          s.word2 = name_of(c->children.at(0).get());
+          s.args.push_back(expr(*c->children.at(1)));
+          break;
+        case N::Clause: break;
+        default: s.args.push_back(expr(*c)); break;
+      }
+    }
+    clauses(s, n);
+  }
+
+  void route(ast::Stmt& s, const Node& n) {
+    s.kind = ast::StmtKind::Route;
+    s.name = name_of(n.children.at(0).get());
+    const Node& b = *n.children.at(1);
+    switch (b.kind) {
+      case N::RouteClear: s.match_kind = "clear"; break;
+      case N::RouteMatch:
+        s.match_kind = text(*b.children.at(0));
+        s.args.push_back(expr(*b.children.at(1)));
+        s.match_op = text(*b.children.at(2));
+        s.args.push_back(expr(*b.children.at(3)));
+        s.args.push_back(expr(*b.children.at(4)));
+        break;
+      default:
+        s.match_kind = "ip";
+        s.args.push_back(expr(*b.children.at(0)));
+        s.args.push_back(expr(*b.children.at(1)));
+        break;
+    }
+  }
+
+ private:
+  const SourceFile& file_;
+  Diagnostics& diags_;
+};
+
+}  // namespace
+
+ast::Module parse(const SourceFile& file, Diagnostics& diags, const ParseLimits& limits) {
+  ast::Module mod;
+  mod.file = &file;
+  const std::string& text = file.text();
+
+  // Text files only: a NUL byte or invalid UTF-8 stops here with the offending position.
+  if (size_t bad = first_invalid_utf8(text); bad != std::string::npos) {
+    bool nul = text[bad] == '\0';
+    Diagnostic& d = diags.error(code::kEncoding, {file.id(), static_cast<uint32_t>(bad), static_cast<uint32_t>(bad + 1)},
+                                nul ? "file contains a NUL byte; .gray files are text" : "file is not valid UTF-8");
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned>(static_cast<unsigned char>(text[bad])));
+    d.notes.push_back(std::string("the byte at this position is ") + hex);
+    return mod;
+  }
+
+  ParseState ps;
+  ps.base = text.data();
+  ps.limits = &limits;
+  pegtl::memory_input<pegtl::tracking_mode::lazy, pegtl::eol::lf_crlf> in(text.data(), text.size(), file.path());
+  std::unique_ptr<Node> root;
+  try {
+    root = pegtl::parse_tree::parse<g::grammar, Node, selector, action, control>(in, ps);
+  } catch (const TooManyErrors&) {
+    root.reset();
+  } catch (const SyntaxError& e) {
+    ps.errors.push_back(e);
+  }
+
+  for (const SyntaxError& e : ps.errors) {
+    Diagnostic& d = diags.error(code::kSyntax, {file.id(), e.begin, std::max(e.begin, e.end)}, e.message);
+    if (!e.help.empty()) d.help = e.help;
+    if (e.related != UINT32_MAX) d.secondary.push_back({{file.id(), e.related, e.related + 1}, e.related_label});
+  }
+  if (ps.errors.size() >= limits.max_errors) {
+    diags.error(code::kSyntax, {file.id(), ps.errors.back().begin, ps.errors.back().end},
+                "too many syntax errors; stopped after " + std::to_string(limits.max_errors));
+  }
+  for (ast::Comment c : ps.comments) {
+    c.span.file = file.id();
+    mod.comments.push_back(c);
+  }
+  if (!root) return mod;
+
+  Lower lower(file, diags);
+  for (const auto& c : root->children)
+    if (auto s = lower.stmt(*c)) mod.items.push_back(std::move(s));
+  return mod;
+}
+
+size_t analyze_grammar(bool verbose) { return pegtl::analyze<g::grammar>(verbose ? 1 : 0); }
+
+}  // namespace gray
+
