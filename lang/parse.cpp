@@ -329,7 +329,7 @@ struct and_operand : seq<cmp_expr> {};
 struct and_expr : seq<cmp_expr, star<op_and, nsp, must<and_operand>>> {};
 struct or_operand : seq<and_expr> {};
 struct or_expr : seq<and_expr, star<op_or, nsp, must<or_operand>>> {};
-struct expr : or_expr {};
+struct expr : seq<or_expr> {};
 
 // ---- clauses: `key value` options after a statement's head ----
 
@@ -350,20 +350,20 @@ GRAY_EXPECT(v_expect, expr)
 GRAY_EXPECT(v_contains, expr)
 GRAY_EXPECT(v_tolerance, expr)
 
-struct c_timeout : clause<timeout_w, v_duration> {};
-struct c_every : clause<every_w, v_duration> {};
-struct c_for : clause<for_w, v_duration> {};
-struct c_wait : clause<wait_w, v_duration> {};
-struct c_attempts : clause<attempts_w, v_count> {};
-struct c_limit : clause<limit_w, v_count> {};
-struct c_errors : clause<errors_w, v_count> {};
-struct c_samples : clause<samples_w, v_count> {};
-struct c_nodata : clause<nodata_w, v_word> {};
-struct c_else : clause<else_w, v_word> {};
-struct c_default : clause<default_w, v_word> {};
-struct c_header : clause<header_w, v_header> {};
-struct c_expect : clause<expect_w, v_expect> {};
-struct c_contains : clause<contains_w, v_contains> {};
+using c_timeout = clause<timeout_w, v_duration>;
+using c_every = clause<every_w, v_duration>;
+using c_for = clause<for_w, v_duration>;
+using c_wait = clause<wait_w, v_duration>;
+using c_attempts = clause<attempts_w, v_count>;
+using c_limit = clause<limit_w, v_count>;
+using c_errors = clause<errors_w, v_count>;
+using c_samples = clause<samples_w, v_count>;
+using c_nodata = clause<nodata_w, v_word>;
+using c_else = clause<else_w, v_word>;
+using c_default = clause<default_w, v_word>;
+using c_header = clause<header_w, v_header>;
+using c_expect = clause<expect_w, v_expect>;
+using c_contains = clause<contains_w, v_contains>;
 
 // ---- statements ----
 

@@ -135,9 +135,13 @@ int cmd_check(const std::vector<std::string>& args, std::ostream& out, std::ostr
   Diagnostics diags;
   DiskReader reader;
   Project project(o.load, reader);
-  for (const std::string& f : expand_files(o.files, diags)) project.load(f, diags);
+  bool unreadable = false;
+  for (const std::string& f : expand_files(o.files, diags))
+    if (project.load(f, diags) < 0) unreadable = true;
   check_project(project, diags);
   emit(project, diags, o, out, err);
+  // A file named on the command line that cannot be read is a usage error, not a finding.
+  if (unreadable) return kExitUsage;
   return diags.has_errors() ? kExitFindings : kExitOk;
 }
 
