@@ -55,8 +55,17 @@ struct Expr {
   std::vector<StrPart> parts;   // String
   std::vector<ExprPtr> items;   // List items; Member/Call: items[0] is the object/callee; Unary: 1, Binary: 2 operands
   std::vector<Field> fields;    // Map entries; Call arguments
+  uint32_t depth = 1;           // height of this subtree
 
   Expr(ExprKind k, Span s) : kind(k), span(s) {}
+
+  // Sets depth from the direct children; call after attaching them.
+  void update_depth() {
+    uint32_t d = 0;
+    for (const ExprPtr& i : items) d = i && i->depth > d ? i->depth : d;
+    for (const Field& f : fields) d = f.value && f.value->depth > d ? f.value->depth : d;
+    depth = d + 1;
+  }
 };
 
 // ---- statements -----------------------------------------------------------

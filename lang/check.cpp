@@ -82,6 +82,7 @@ bool accepts(Type want, Type got) {
 }
 
 std::string a_type(Type t) {
+  if (t == Type::Percent) return "a percentage";
   std::string n = plugins::type_name(t);
   bool vowel = !n.empty() && std::string("aeiou").find(n[0]) != std::string::npos;
   return (vowel ? "an " : "a ") + n;
@@ -121,8 +122,9 @@ bool plugin_of_type(Type t, Kind& k) {
 // ---- per-template facts found while checking it ---------------------------------
 
 struct TemplateInfo {
-  bool stages = false;     // a body of stages (use at pipeline level) rather than steps
-  bool uses_host = false;  // refers to `host`: needs a stage with `on`
+  bool stages = false;               // a body of stages (use at pipeline level) rather than steps
+  bool uses_host = false;            // refers to `host`: needs a stage with `on`
+  std::set<std::string> settings;    // stage settings a step template provides (via, steps, ...)
 };
 
 // ---- the checker ------------------------------------------------------------------
@@ -185,7 +187,7 @@ class Checker {
     if (const Sym* old = s.find_local(name)) {
       if (report) {
         Diagnostic& d = diags_.error(code::kDuplicateName, sym.span, "'" + name + "' is already declared in this scope");
-        if (old->span.valid()) d.secondary.push_back({old->span, "first declared here as " + old->what});
+        if (old->span.valid()) d.secondary.push_back({old->span, "first declared here (" + old->what + ")"});
       }
       return;
     }
@@ -281,6 +283,8 @@ class Checker {
       ctx.scope = &inner;
       ctx.host = true;
       check_stage_body(inner, t.body, ctx, nullptr);
+      for (const ast::StmtPtr& item : t.body)
+        if (item->kind == StmtKind::Setting) info.settings.insert(item->word.text);
     }
     return info;
   }
@@ -331,8 +335,12 @@ class Checker {
           break;
         }
         default:
-          diags_.error(code::kPlacement, s.keyword,
-                       std::string("'") + ast::stmt_kind_name(s.kind) + "' is a step; put it inside a stage");
+          if (ctx.in_template) break;  // a template mixing stages and steps is reported once, as such
+          if (s.kind == StmtKind::Call)
+            diags_.error(code::kPlacement, s.span, "a plugin operation is a step; put it inside a stage");
+          else
+            diags_.error(code::kPlacement, s.keyword,
+                         std::string("'") + ast::stmt_kind_name(s.kind) + "' is a step; put it inside a stage");
           break;
       }
     }
@@ -415,6 +423,7 @@ class Checker {
       return;
     }
     std::set<std::string> given;
+    std::set<std::string> suggested;  // fields an unknown field was probably meant to be
     if (s.value) {
       for (const ast::Field& f : s.value->fields) {
         if (!given.insert(f.name).second) {
@@ -434,6 +443,7 @@ class Checker {
           std::string list;
           for (auto n : names) list += (list.empty() ? "" : ", ") + std::string(n);
           d.help = best.empty() ? "its fields are " + list : "did you mean '" + best + "'?";
+          if (!best.empty()) suggested.insert(best);
           continue;
         }
         if (!accepts(spec->type, vt)) {
@@ -448,23 +458,27 @@ class Checker {
         }
       }
     }
-    for (const auto& fs : drv->fields) {
-      if (fs.required && !given.count(fs.name)) {
-        Diagnostic& d = diags_.error(code::kMissingField, s.value ? s.value->span : s.word2.span,
-                                     "the " + std::string(drv->name) + " driver needs field '" + fs.name + "' (" + fs.doc + ")");
-        (void)d;
-      }
-    }
+    for (const auto& fs : drv->fields)
+      if (fs.required && !given.count(fs.name) && !suggested.count(fs.name))
+        diags_.error(code::kMissingField, s.word2.span,
+                     "the " + std::string(drv->name) + " driver needs field '" + fs.name + "' (" + fs.doc + ")");
     for (const auto& group : drv->one_of) {
-      int n = 0;
+      std::vector<const ast::Field*> present;
       std::string names;
+      bool near_miss = false;
       for (const char* f : group) {
-        n += given.count(f) ? 1 : 0;
+        if (s.value)
+          for (const ast::Field& fld : s.value->fields)
+            if (fld.name == f) present.push_back(&fld);
+        near_miss |= suggested.count(f) > 0;
         names += (names.empty() ? "'" : " or '") + std::string(f) + "'";
       }
-      if (n != 1)
-        diags_.error(n == 0 ? code::kMissingField : code::kUnknownField, s.value ? s.value->span : s.word2.span,
-                     "the " + std::string(drv->name) + " driver needs exactly one of " + names);
+      if (present.empty() && !near_miss)
+        diags_.error(code::kMissingField, s.word2.span, "the " + std::string(drv->name) + " driver needs " + names);
+      if (present.size() > 1) {
+        Diagnostic& d = diags_.error(code::kConflict, present[1]->name_span, "give " + names + ", not both");
+        d.secondary.push_back({present[0]->name_span, "already given here"});
+      }
     }
   }
 
@@ -511,6 +525,10 @@ class Checker {
     }
     check_steps(scope, body, ctx);
     if (stage) {
+      for (const ast::StmtPtr& sp : body)
+        if (sp->kind == StmtKind::Use)
+          if (const TemplateInfo* info = used_template_info(*sp, ctx))
+            for (const std::string& k : info->settings) settings.emplace(k, sp.get());
       if (kind == "ramp") {
         if (!settings.count("via"))
           diags_.error(code::kPlacement, stage->keyword, "a ramp needs 'via' and the gateway or registry whose traffic it shifts");
@@ -547,7 +565,7 @@ class Checker {
         diags_.error(code::kType, s.args[0]->span, "'batch' takes a host count or a percentage; this is " + a_type(t));
       positive(*s.args[0], "batch");
     } else if (key == "parallel") {
-      expect_type(*s.args.at(0), Type::Number, expr_type(*s.args[0], ctx), "'parallel'");
+      expect_count(*s.args.at(0), expr_type(*s.args[0], ctx), "'parallel'");
       positive(*s.args[0], "parallel");
     } else if (key == "via") {
       const Expr& e = *s.args.at(0);
@@ -555,10 +573,23 @@ class Checker {
       if (sym && !(sym->kind == SymKind::Plugin && (sym->plugin == Kind::Gateway || sym->plugin == Kind::Registry)))
         diags_.error(code::kType, e.span, "'via' takes a gateway or a registry; '" + e.text + "' is " + describe(*sym));
     } else if (key == "steps") {
+      // 5% -> 20% -> 50%, or one list (a parameter such as shares: [5%, 20%, 50%]).
+      if (s.args.size() == 1 && expr_type(*s.args[0], ctx) == Type::List) {
+        if (s.args[0]->kind == ExprKind::List)
+          for (const ast::ExprPtr& v : s.args[0]->items)
+            if (Type t = expr_type(*v, ctx); !accepts(Type::Percent, t)) {
+              diags_.error(code::kUnit, v->span, "a ramp step is a share of traffic such as 20%; this is " + a_type(t));
+              break;
+            }
+        return;
+      }
       for (const ast::ExprPtr& v : s.args) {
         Type t = expr_type(*v, ctx);
-        if (!accepts(Type::Percent, t))
-          diags_.error(code::kUnit, v->span, "a ramp step is a share of traffic such as 20%; this is " + a_type(t));
+        if (!accepts(Type::Percent, t)) {
+          Diagnostic& d = diags_.error(code::kUnit, v->span, "a ramp step is a share of traffic such as 20%; this is " + a_type(t));
+          if (v->kind == ExprKind::Number) d.help = "write it as a percentage: " + v->text + "%";
+          break;  // one message for the line
+        }
       }
     } else if (key == "hold") {
       expect_type(*s.args.at(0), Type::Duration, expr_type(*s.args[0], ctx), "'hold'");
@@ -662,7 +693,7 @@ class Checker {
         case StmtKind::Restore: check_drain(s, ctx); break;
         case StmtKind::Scale: {
           plugin_ref(s.name, ctx, {Kind::Gateway}, "'scale'");
-          expect_type(*s.args.at(0), Type::Number, expr_type(*s.args[0], ctx), "'scale ... to'");
+          expect_count(*s.args.at(0), expr_type(*s.args[0], ctx), "'scale ... to'");
           break;
         }
         case StmtKind::Phase:
@@ -736,8 +767,14 @@ class Checker {
         diags_.error(code::kPlacement, s.keyword, "'undo all' belongs in the rollback stage or an 'on' handler");
       return;
     }
-    if (!prev || !is_effect(*prev, ctx)) {
-      Diagnostic& d = diags_.error(code::kPlacement, s.keyword, "'undo' compensates the step just before it, and there is no step with an effect here");
+    if (!prev) {
+      Diagnostic& d = diags_.error(code::kPlacement, s.keyword, "'undo' compensates the step just before it, and there is none");
+      d.help = "put 'undo' right after the 'run' (or other effect) it reverses";
+    } else if (!is_effect(*prev, ctx)) {
+      Diagnostic& d = diags_.error(code::kPlacement, s.keyword,
+                                   "'undo' compensates the step just before it, and that step ('" +
+                                       std::string(ast::stmt_kind_name(prev->kind)) + "') changes nothing");
+      d.secondary.push_back({prev->keyword, "the step before"});
       d.help = "put 'undo' right after the 'run' (or other effect) it reverses";
     }
     if (!s.args.empty()) expect_type(*s.args[0], Type::String, expr_type(*s.args[0], ctx), "'undo'");
@@ -788,47 +825,67 @@ class Checker {
     return plugins::find_op(sym->plugin, callee.text);
   }
 
+  struct TemplateRef {
+    const Stmt* decl = nullptr;
+    int module = -1;
+  };
+
+  // The template a `use` names: `name(...)` from this module or `alias.name(...)` from an import.
+  // Reports what it cannot resolve when `report` is set.
+  TemplateRef resolve_template(const Expr& callee, const Ctx& ctx, bool report) {
+    auto error = [&](const char* c, Span at, const std::string& msg) -> Diagnostic* {
+      return report ? &diags_.error(c, at, msg) : nullptr;
+    };
+    if (callee.kind == ExprKind::Name) {
+      const Sym* sym = report ? lookup(callee.text, callee.span, ctx) : ctx.scope->find(callee.text);
+      if (!sym) return {};
+      if (sym->kind != SymKind::Template) {
+        error(code::kType, callee.span, "'use' takes a template; '" + callee.text + "' is " + describe(*sym));
+        return {};
+      }
+      return {sym->decl, sym->module};
+    }
+    if (callee.kind == ExprKind::Member && callee.items.at(0)->kind == ExprKind::Name) {
+      const Expr& mod = *callee.items[0];
+      const Sym* sym = report ? lookup(mod.text, mod.span, ctx) : ctx.scope->find(mod.text);
+      if (!sym) return {};
+      if (sym->kind != SymKind::Import) {
+        error(code::kType, mod.span, "'" + mod.text + "' is " + describe(*sym) + ", not an imported module");
+        return {};
+      }
+      if (sym->module < 0) return {};  // the import failed and was reported
+      const Sym* t = module_scope(sym->module).find_local(callee.text);
+      if (!t || t->kind != SymKind::Template) {
+        if (Diagnostic* d = error(code::kUnknownName, callee.span, "module '" + mod.text + "' has no template '" + callee.text + "'")) {
+          std::vector<std::string> names;
+          for (const ast::StmtPtr& item : project_.module(sym->module).ast.items)
+            if (item->kind == StmtKind::Template) names.push_back(item->name.text);
+          std::string best = closest_word(callee.text, names);
+          if (!best.empty()) d->help = "did you mean '" + best + "'?";
+        }
+        return {};
+      }
+      return {t->decl, sym->module};
+    }
+    error(code::kSyntax, callee.span, "'use' takes a template name, such as canary.ramp");
+    return {};
+  }
+
+  const TemplateInfo* used_template_info(const Stmt& use, const Ctx& ctx) {
+    const Expr& call = *use.args.at(0);
+    if (call.kind != ExprKind::Call) return nullptr;
+    TemplateRef ref = resolve_template(*call.items.at(0), ctx, false);
+    if (!ref.decl || !project_.module(ref.module).syntax_ok) return nullptr;
+    return &template_info(ref.module, *ref.decl);
+  }
+
   void check_use(const Stmt& s, const Ctx& ctx, bool stages) {
     const Expr& call = *s.args.at(0);
     if (call.kind != ExprKind::Call) return;  // reported by the parser
-    const Expr& callee = *call.items.at(0);
-    const Stmt* tmpl = nullptr;
-    int tmodule = -1;
-    if (callee.kind == ExprKind::Name) {
-      const Sym* sym = lookup(callee.text, callee.span, ctx);
-      if (!sym) return;
-      if (sym->kind != SymKind::Template) {
-        diags_.error(code::kType, callee.span, "'use' takes a template; '" + callee.text + "' is " + describe(*sym));
-        return;
-      }
-      tmpl = sym->decl;
-      tmodule = sym->module;
-    } else if (callee.kind == ExprKind::Member && callee.items.at(0)->kind == ExprKind::Name) {
-      const Expr& mod = *callee.items[0];
-      const Sym* sym = lookup(mod.text, mod.span, ctx);
-      if (!sym) return;
-      if (sym->kind != SymKind::Import) {
-        diags_.error(code::kType, mod.span, "'" + mod.text + "' is " + describe(*sym) + ", not an imported module");
-        return;
-      }
-      if (sym->module < 0) return;  // the import failed and was reported
-      const Sym* t = module_scope(sym->module).find_local(callee.text);
-      if (!t || t->kind != SymKind::Template) {
-        Diagnostic& d = diags_.error(code::kUnknownName, callee.span,
-                                     "module '" + mod.text + "' has no template '" + callee.text + "'");
-        std::vector<std::string> names;
-        for (const ast::StmtPtr& item : project_.module(sym->module).ast.items)
-          if (item->kind == StmtKind::Template) names.push_back(item->name.text);
-        std::string best = closest_word(callee.text, names);
-        if (!best.empty()) d.help = "did you mean '" + best + "'?";
-        return;
-      }
-      tmpl = t->decl;
-      tmodule = sym->module;
-    } else {
-      diags_.error(code::kSyntax, callee.span, "'use' takes a template name, such as canary.ramp");
-      return;
-    }
+    TemplateRef ref = resolve_template(*call.items.at(0), ctx, true);
+    if (!ref.decl) return;
+    const Stmt* tmpl = ref.decl;
+    const int tmodule = ref.module;
     if (!project_.module(tmodule).syntax_ok) return;
     TemplateInfo& info = template_info(tmodule, *tmpl);
     if (info.stages != stages) {
@@ -990,7 +1047,7 @@ class Checker {
 
   // ---- names ----
 
-  const Sym* lookup(const std::string& name, Span at, const Ctx& ctx) {
+  const Sym* lookup(const std::string& name, Span at, const Ctx& ctx, bool text_expected = false) {
     if (const Sym* s = ctx.scope->find(name)) {
       if (s->kind == SymKind::Host && ctx.tmpl) ctx.tmpl->uses_host = true;
       return s;
@@ -1004,6 +1061,7 @@ class Checker {
     ctx.scope->names(names);
     std::string best = closest_word(name, names);
     if (!best.empty()) d.help = "did you mean '" + best + "'?";
+    else if (text_expected) d.help = "if you mean the text, quote it: \"" + name + "\"";
     return nullptr;
   }
 
@@ -1029,6 +1087,12 @@ class Checker {
       case SymKind::Value: return a_type(s.type);
     }
     return "something else";
+  }
+
+  // A count is a plain number: 3, not 3% or 3s.
+  void expect_count(const Expr& e, Type got, const std::string& what) {
+    if (got == Type::Number || got == Type::Any) return;
+    diags_.error(dimension(got) ? code::kUnit : code::kType, e.span, what + " takes a count such as 3; this is " + a_type(got));
   }
 
   void expect_type(const Expr& e, Type want, Type got, const std::string& what) {
@@ -1136,7 +1200,9 @@ class Checker {
     if (a == Type::Any || b == Type::Any) return a == Type::Any ? b : a;
     if (op == "+" || op == "-") {
       if (dimension(a) != dimension(b)) {
-        unit_error(e, l, a, r, b);
+        diags_.error(code::kUnit, e.span,
+                     std::string(op == "+" ? "cannot add " : "cannot subtract ") + show(op == "+" ? l : r) + " (" + a_type(op == "+" ? a : b) +
+                         (op == "+" ? ") and " : ") from ") + show(op == "+" ? r : l) + " (" + a_type(op == "+" ? b : a) + ")");
         return a;
       }
       return a == b ? a : Type::Number;
@@ -1251,6 +1317,7 @@ class Checker {
 
   void check_op_args(const Expr& call, const plugins::OpSpec& op, const Ctx& ctx) {
     std::vector<bool> bound(op.params.size(), false);
+    bool bad_named = false;
     size_t pos = 0;
     for (const ast::Field& a : call.fields) {
       size_t idx = op.params.size();
@@ -1258,8 +1325,16 @@ class Checker {
       else
         for (size_t i = 0; i < op.params.size(); ++i)
           if (a.name == op.params[i].name) idx = i;
+      // An unknown bare name where text is expected is most likely unquoted text.
+      if (idx < op.params.size() && op.params[idx].type == Type::String && a.value->kind == ExprKind::Name &&
+          !ctx.scope->find(a.value->text)) {
+        bound[idx] = true;
+        (void)lookup(a.value->text, a.value->span, ctx, /*text_expected=*/true);
+        continue;
+      }
       Type t = expr_type(*a.value, ctx);
       if (idx >= op.params.size()) {
+        bad_named |= !a.name.empty();
         diags_.error(code::kArguments, a.name.empty() ? a.value->span : a.name_span,
                      a.name.empty() ? "'" + std::string(op.name) + "' takes " + std::to_string(op.params.size()) + " argument" +
                                           (op.params.size() == 1 ? "" : "s")
@@ -1268,13 +1343,16 @@ class Checker {
       }
       bound[idx] = true;
       const plugins::ParamSpec& p = op.params[idx];
+      // Name what the user wrote: the operation for a positional argument, the name for a named one.
+      const std::string what = a.name.empty() ? "'" + std::string(op.name) + "'" : "'" + std::string(op.name) + "(" + a.name + ": ...)'";
       if (p.type == Type::Any) {
         if (!(accepts(Type::String, t) || t == Type::Map))
-          diags_.error(code::kType, a.value->span, "'" + std::string(p.name) + "' names an instance; this is " + a_type(t));
+          diags_.error(code::kType, a.value->span, what + " takes an instance or server name; this is " + a_type(t));
       } else {
-        expect_type(*a.value, p.type, t, "'" + std::string(p.name) + "'");
+        expect_type(*a.value, p.type, t, what);
       }
     }
+    if (bad_named) return;  // the misspelt argument was reported; "needs X" would only repeat it
     for (size_t i = 0; i < op.params.size(); ++i)
       if (!bound[i] && op.params[i].required)
         diags_.error(code::kArguments, call.span, "'" + std::string(op.name) + "' needs '" + op.params[i].name + "'");

@@ -19,6 +19,7 @@ constexpr CodeInfo kCodes[] = {
     {code::kUnknownDriver, "A plugin names a driver that does not exist for its kind", ""},
     {code::kUnknownField, "A plugin configuration has a field its driver does not define", ""},
     {code::kMissingField, "A plugin configuration lacks a required field", ""},
+    {code::kConflict, "A plugin configuration gives two fields of which only one is allowed", ""},
     {code::kFieldType, "A plugin configuration field has the wrong type", ""},
     {code::kArguments, "A call has missing, unknown or ill-typed arguments", ""},
     {code::kInterpolation, "A ${...} interpolation names something that cannot be used there", ""},

@@ -22,6 +22,7 @@ inline constexpr const char* kUnknownDriver = "unknown-driver";
 inline constexpr const char* kUnknownField = "unknown-field";
 inline constexpr const char* kMissingField = "missing-field";
 inline constexpr const char* kFieldType = "field-type";
+inline constexpr const char* kConflict = "conflicting-fields";
 inline constexpr const char* kArguments = "bad-arguments";
 inline constexpr const char* kInterpolation = "bad-interpolation";
 inline constexpr const char* kPlacement = "misplaced";

@@ -49,10 +49,26 @@ const char* color_of(Severity s) {
   return "";
 }
 
-// Tabs are shown as single spaces so the caret lines up in any terminal.
-std::string display_line(std::string_view line) {
-  std::string out(line);
-  std::replace(out.begin(), out.end(), '\t', ' ');
+// The line as shown under a diagnostic: tabs become single spaces so the caret lines up, control
+// characters and bytes that are not UTF-8 become '?' so nothing raw reaches the terminal.
+std::vector<std::string> display_chars(std::string_view line) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < line.size()) {
+    unsigned char c = static_cast<unsigned char>(line[i]);
+    size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    bool ok = n > 0 && i + n <= line.size();
+    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(line[i + k]) & 0xC0) == 0x80;
+    if (!ok) {
+      out.emplace_back("?");
+      ++i;
+      continue;
+    }
+    if (c == '\t') out.emplace_back(" ");
+    else if (c < 0x20 || c == 0x7F) out.emplace_back("?");
+    else out.emplace_back(line.substr(i, n));
+    i += n;
+  }
   return out;
 }
 
@@ -66,19 +82,32 @@ size_t code_points(std::string_view s) {
 void render_snippet(std::string& out, const SourceFile& file, Span span, const std::string& label, bool color, const char* mark_color,
                     char mark) {
   LineCol lc = file.line_col(span.begin);
-  std::string_view line = file.line_text(lc.line);
-  std::string num = std::to_string(lc.line);
-  std::string pad(num.size(), ' ');
-  out += pad + " |\n";
-  out += num + " | " + display_line(line) + "\n";
-  // Underline to the end of the span or of the line, whichever comes first; at least one mark.
-  size_t line_begin = span.begin - (static_cast<size_t>(0));
-  (void)line_begin;
+  std::vector<std::string> chars = display_chars(file.line_text(lc.line));
   std::string_view rest = file.slice({span.file, span.begin, span.end});
   size_t nl = rest.find('\n');
   if (nl != std::string_view::npos) rest = rest.substr(0, nl);
+  size_t col = lc.column - 1;
   size_t width = std::max<size_t>(1, code_points(rest));
-  out += pad + " | " + std::string(lc.column - 1, ' ');
+  // Long lines are cut to a window around the caret.
+  constexpr size_t kMax = 160, kBefore = 60;
+  size_t from = 0, to = chars.size();
+  bool cut_left = false, cut_right = false;
+  if (chars.size() > kMax) {
+    from = col > kBefore ? col - kBefore : 0;
+    to = std::min(chars.size(), from + kMax - 20);
+    cut_left = from > 0;
+    cut_right = to < chars.size();
+    width = std::min(width, to > col ? to - col : 1);
+  }
+  std::string text = cut_left ? "..." : "";
+  for (size_t i = from; i < to; ++i) text += chars[i];
+  if (cut_right) text += "...";
+  size_t caret = col - from + (cut_left ? 3 : 0);
+  std::string num = std::to_string(lc.line);
+  std::string pad(num.size(), ' ');
+  out += pad + " |\n";
+  out += num + " | " + text + "\n";
+  out += pad + " | " + std::string(caret, ' ');
   if (color) out += mark_color;
   out += std::string(width, mark);
   if (!label.empty()) out += " " + label;

@@ -11,6 +11,7 @@
 
 #include "lang/codes.h"
 #include "lang/parse.h"
+#include "lang/text.h"
 
 namespace fs = std::filesystem;
 
@@ -59,6 +60,15 @@ bool is_within(const std::string& abs_file, const std::string& root) {
   return first != "..";
 }
 
+// A path as the user would type it from the working directory.
+std::string shown_path(const std::string& abs) {
+  std::error_code ec;
+  fs::path rel = fs::path(abs).lexically_relative(fs::current_path(ec));
+  if (ec || rel.empty()) return abs;
+  std::string r = rel.string();
+  return r == "." ? "the current directory" : r;
+}
+
 }  // namespace
 
 std::string default_alias(const std::string& import_path) {
@@ -104,7 +114,15 @@ int Project::load_file(const std::string& display, const std::string& abs, Diagn
   std::string text, error;
   if (!reader_.read(abs, text, error)) {
     if (from.valid()) {
-      diags.error(code::kImportNotFound, from, "cannot import '" + display + "': " + error);
+      Diagnostic& d = diags.error(code::kImportNotFound, from, "cannot import '" + display + "': " + error);
+      // Suggest a sibling file with a similar name.
+      std::vector<std::string> names;
+      std::error_code ec;
+      fs::path dir = fs::path(abs).parent_path();
+      for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+        if (it->path().extension() == ".gray") names.push_back(it->path().filename().string());
+      std::string best = closest_word(fs::path(abs).filename().string(), names);
+      if (!best.empty()) d.help = "did you mean '" + (fs::path(display).parent_path() / best).string() + "'?";
     } else {
       diags.error(code::kIo, {}, "cannot read '" + display + "': " + error);
     }
@@ -135,6 +153,11 @@ int Project::load_file(const std::string& display, const std::string& abs, Diagn
     Import imp;
     imp.span = item->span;
     imp.alias = item->name.empty() ? default_alias(item->str) : item->name.text;
+    if (item->name.empty() && is_reserved(imp.alias)) {
+      Diagnostic& d = diags.error(code::kSyntax, item->str_span,
+                                  "this module would be named '" + imp.alias + "', which is a reserved word");
+      d.help = "give it a name: import \"" + item->str + "\" as NAME";
+    }
     std::string target_abs, target_display;
     const std::string& p = item->str;
     if (p.empty()) {
@@ -160,7 +183,7 @@ int Project::load_file(const std::string& display, const std::string& abs, Diagn
       }
       if (!opts_.allow_outside_root && !is_within(target_abs, root)) {
         Diagnostic& d = diags.error(code::kImportEscapes, item->str_span, "import '" + p + "' leaves the project root");
-        d.notes.push_back("the project root is " + root);
+        d.notes.push_back("the project root is " + shown_path(root));
         d.help = "move the module into the project, or pass --allow-outside-root";
         modules_[static_cast<size_t>(index)]->imports.push_back(imp);
         continue;

@@ -31,6 +31,7 @@ struct SyntaxError {
   std::string help;
   uint32_t related = UINT32_MAX;  // an earlier offset worth pointing at (an opening brace)
   std::string related_label;
+  const char* code = code::kSyntax;
 };
 
 struct TooManyErrors {};
@@ -43,6 +44,9 @@ struct ParseState {
   uint32_t next_comment = 0;  // comments before this offset are already recorded
   unsigned depth = 0;
   unsigned brackets = 0;  // open (, [ or map {: newlines are blanks inside them
+  uint32_t string_start = 0;            // opening quote of the string being read
+  uint32_t op_begin = 0, op_end = 0;    // the last binary operator read
+  std::vector<uint32_t> opens;          // offsets of the open ( [ { of expressions
 
   void add_comment(const char* b, const char* e) {
     uint32_t bo = offset(b);
@@ -85,9 +89,35 @@ bool is_ident_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <=
 bool is_ident_char(char c) { return is_ident_start(c) || (c >= '0' && c <= '9'); }
 
 // What is at `p`, for "found ..." in messages.
+// Length of the UTF-8 sequence starting at p (1 for a stray byte).
+size_t utf8_len(const char* p, const char* end) {
+  unsigned char c = static_cast<unsigned char>(*p);
+  size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+  return std::min<size_t>(n, static_cast<size_t>(end - p));
+}
+
+// The extent of the token at p, for underlining it.
+size_t token_length(const char* p, const char* end) {
+  if (p >= end) return 0;
+  if (is_ident_char(*p)) {
+    const char* q = p;
+    while (q < end && (is_ident_char(*q) || *q == '%')) ++q;
+    return static_cast<size_t>(q - p);
+  }
+  static const char* const two[] = {"->", "==", "!=", "<=", ">=", "//", "/*", "&&", "||"};
+  for (const char* t : two)
+    if (end - p >= 2 && p[0] == t[0] && p[1] == t[1]) return 2;
+  if (*p == '\n' || *p == '\r') return 0;
+  return utf8_len(p, end);
+}
+
 std::string describe_at(const char* p, const char* end) {
   if (p >= end) return "end of file";
   char c = *p;
+  if (c != '"' && c != '\n' && c != '\r' && static_cast<unsigned char>(c) >= 0x20 && !is_ident_char(c)) {
+    size_t n = token_length(p, end);
+    if (n > 1 || static_cast<unsigned char>(c) >= 0x80) return "'" + std::string(p, n) + "'";
+  }
   if (is_ident_char(c)) {
     const char* q = p;
     while (q < end && (is_ident_char(*q) || *q == '.' || *q == '%') && q - p < 40) ++q;
@@ -96,7 +126,6 @@ std::string describe_at(const char* p, const char* end) {
   if (c == '"') return "a string";
   if (c == '\n' || c == '\r') return "end of line";
   if (static_cast<unsigned char>(c) < 0x20) return "a control character";
-  if (static_cast<unsigned char>(c) >= 0x80) return "a non-ASCII character";
   return std::string("'") + c + "'";
 }
 
@@ -165,23 +194,28 @@ struct ws {
 struct sp : ws<false> {};
 struct nsp : ws<true> {};
 
-// Reserved words: they start statements or clauses, so they cannot be names.
-#define GRAY_KEYWORDS(X)                                                                                          \
-  X(import) X(as) X(template) X(pipeline) X(param) X(let) X(metric) X(unit) X(gateway) X(registry) X(hosts)       \
-  X(metrics) X(images) X(deploy) X(verify) X(ramp) X(align) X(rollback) X(guard) X(use) X(on) X(batch)            \
-  X(parallel) X(via) X(steps) X(hold) X(run) X(probe) X(wait) X(until) X(approve) X(route) X(drain) X(restore)    \
-  X(scale) X(phase) X(undo) X(abort) X(if) X(else) X(true) X(false) X(and) X(or) X(not) X(compare) X(vs)          \
-  X(within) X(for) X(every) X(limit) X(errors) X(samples) X(nodata) X(timeout) X(attempts) X(expect) X(contains)  \
-  X(header) X(cookie) X(ip) X(to) X(default) X(all) X(clear) X(breach) X(failure) X(success)
+// Reserved words start statements or are operators; they cannot be names. The other keywords
+// (clause words such as timeout, every, limit) have meaning only where the grammar expects
+// them, so they stay free for names.
+#define GRAY_RESERVED(X)                                                                                          \
+  X(import) X(template) X(pipeline) X(param) X(let) X(metric) X(gateway) X(registry) X(hosts) X(metrics)          \
+  X(images) X(deploy) X(verify) X(ramp) X(align) X(rollback) X(guard) X(use) X(on) X(batch) X(parallel) X(via)    \
+  X(steps) X(hold) X(run) X(probe) X(wait) X(approve) X(route) X(drain) X(restore) X(scale) X(phase) X(undo)      \
+  X(abort) X(if) X(else) X(true) X(false) X(and) X(or) X(not) X(compare)
+#define GRAY_CONTEXT_KEYWORDS(X)                                                                                  \
+  X(as) X(unit) X(until) X(vs) X(within) X(for) X(every) X(limit) X(errors) X(samples) X(nodata) X(timeout)       \
+  X(attempts) X(expect) X(contains) X(header) X(cookie) X(ip) X(to) X(default) X(all) X(clear) X(breach)          \
+  X(failure) X(success)
 
 #define GRAY_DEFINE_KW(w) \
   struct w##_w : TAO_PEGTL_KEYWORD(#w) {}; \
   struct k_##w : seq<w##_w, sp> {};
-GRAY_KEYWORDS(GRAY_DEFINE_KW)
+GRAY_RESERVED(GRAY_DEFINE_KW)
+GRAY_CONTEXT_KEYWORDS(GRAY_DEFINE_KW)
 #undef GRAY_DEFINE_KW
 
 #define GRAY_KW_ALT(w) w##_w,
-struct reserved : sor<GRAY_KEYWORDS(GRAY_KW_ALT) failure> {};
+struct reserved : sor<GRAY_RESERVED(GRAY_KW_ALT) failure> {};
 #undef GRAY_KW_ALT
 
 template <char C>
@@ -220,12 +254,12 @@ struct number_lit {
     if (!unit.empty() && !known_unit(unit)) {
       ParseState& ps = state_of(st...);
       std::string best = unit_alias(unit);
-      if (best.empty()) best = closest_word(unit, unit_names());
+      if (best.empty() && unit.size() >= 2) best = closest_word(unit, unit_names());
       throw SyntaxError{ps.offset(u), ps.offset(p),
                         "unknown unit '" + std::string(unit) + "' in '" + std::string(b, p) + "'",
                         best.empty() ? "units are ms, s, m, h, d (durations), % (percentages), B, KB, MB, GB, KiB, MiB, GiB (sizes)"
                                      : "did you mean '" + std::string(b, u) + best + "'?",
-                        UINT32_MAX, {}};
+                        UINT32_MAX, {}, code::kBadUnit};
     }
     in.bump(static_cast<size_t>(p - b));
     return true;
@@ -240,7 +274,20 @@ struct interp_close : one<'}'> {};
 struct str_interp : seq<string<'$', '{'>, star<one<' ', '\t'>>, must<interp_path>, star<one<' ', '\t'>>, must<interp_close>> {};
 struct str_text : plus<sor<not_one<'"', '\\', '$', '\n', '\r'>, seq<one<'$'>, not_at<one<'{'>>>>> {};
 struct str_close : one<'"'> {};
-struct string_lit : seq<one<'"'>, star<sor<str_text, str_esc, str_interp>>, must<str_close>> {};
+// The opening quote; remembered so that an unterminated string is reported where it starts.
+struct string_open {
+  using rule_t = string_open;
+  using subs_t = empty_list;
+  template <apply_mode A, rewind_mode M, template <typename...> class Action, template <typename...> class Control,
+            typename ParseInput, typename... States>
+  static bool match(ParseInput& in, States&&... st) {
+    if (in.empty() || in.peek_char() != '"') return false;
+    state_of(st...).string_start = state_of(st...).offset(in.current());
+    in.bump(1);
+    return true;
+  }
+};
+struct string_lit : seq<string_open, star<sor<str_text, str_esc, str_interp>>, must<str_close>> {};
 struct string_tok : seq<string_lit, sp> {};
 
 // Depth guard: nesting beyond the limit is an error, not a stack overflow. Brackets also make
@@ -264,13 +311,18 @@ struct nested {
     struct Restore {
       ParseState& ps;
       unsigned brackets;
+      size_t opens;
       ~Restore() {
         --ps.depth;
         ps.brackets = brackets;
+        ps.opens.resize(opens);
       }
-    } restore{ps, ps.brackets};
+    } restore{ps, ps.brackets, ps.opens.size()};
     ++ps.depth;
-    if constexpr (L == Lines::Blank) ++ps.brackets;
+    if constexpr (L == Lines::Blank) {
+      ++ps.brackets;
+      ps.opens.push_back(ps.offset(in.current()) - 1);  // entered just after the bracket
+    }
     if constexpr (L == Lines::Significant) ps.brackets = 0;
     return Control<R>::template match<A, M, Action, Control>(in, st...);
   }
@@ -279,11 +331,29 @@ struct nested {
 template <typename R>
 struct bracketed : nested<R, Lines::Blank> {};
 
+// A binary operator; remembered so that a missing right operand is reported at the operator.
+template <typename R>
+struct op_mark {
+  using rule_t = op_mark;
+  using subs_t = type_list<R>;
+  template <apply_mode A, rewind_mode M, template <typename...> class Action, template <typename...> class Control,
+            typename ParseInput, typename... States>
+  static bool match(ParseInput& in, States&&... st) {
+    const char* b = in.current();
+    if (!Control<R>::template match<A, M, Action, Control>(in, st...)) return false;
+    ParseState& ps = state_of(st...);
+    ps.op_begin = ps.offset(b);
+    ps.op_end = ps.offset(in.current());
+    return true;
+  }
+};
+
 // ---- expressions ----
 
 struct expr;
 struct expr_value : seq<expr> {};  // an expression that must be there (after '(' or ',')
 struct close_paren : one<')'> {};
+struct close_args : one<')'> {};
 struct close_bracket : one<']'> {};
 struct close_brace_map : one<'}'> {};
 
@@ -294,14 +364,18 @@ struct list_lit : seq<one<'['>, bracketed<seq<sp, opt<list_items>, must<close_br
 struct field_key : sor<word, string_lit> {};
 struct field_colon : sym<':'> {};
 struct field : seq<field_key, sp, must<field_colon>, must<expr_value>> {};
+// A '{' starts a map only when a key and ':' (or '}') follow; otherwise it is a block, as in `if x {`.
+struct map_space : star<sor<one<' ', '\t', '\r', '\n'>, seq<one<'#'>, star<not_one<'\n'>>>>> {};
+struct map_start : seq<one<'{'>, map_space, sor<one<'}'>, seq<sor<identifier, seq<one<'"'>, star<not_one<'"', '\n'>>, one<'"'>>>, star<one<' ', '\t'>>, one<':'>>>> {};
 struct map_lit : seq<one<'{'>, bracketed<seq<sp, star<field, opt<comma>>, must<close_brace_map>>>, sp> {};
+struct map_expr : seq<at<map_start>, map_lit> {};
 
 struct bool_lit : sor<true_w, false_w> {};
-struct primary : sor<seq<number_lit, sp>, string_tok, seq<bool_lit, sp>, list_lit, map_lit, paren, name_tok> {};
+struct primary : sor<seq<number_lit, sp>, string_tok, seq<bool_lit, sp>, list_lit, map_expr, paren, name_tok> {};
 
 struct arg_name : seq<word, sp, one<':'>, not_at<one<':'>>, sp> {};
-struct arg : seq<opt<arg_name>, must<expr_value>> {};
-struct call_args : seq<one<'('>, bracketed<seq<sp, opt<arg, star<comma, arg>, opt<comma>>, must<close_paren>>>, sp> {};
+struct arg : sor<seq<arg_name, must<expr_value>>, expr> {};
+struct call_args : seq<one<'('>, bracketed<seq<sp, opt<arg, star<comma, arg>, opt<comma>>, must<close_args>>>, sp> {};
 struct member_name : identifier {};
 struct member : seq<one<'.'>, must<member_name>, sp> {};
 struct postfix : seq<primary, star<sor<member, call_args>>> {};
@@ -320,15 +394,15 @@ struct op_and : and_w {};
 struct op_or : or_w {};
 
 struct operand : seq<unary> {};
-struct mul_expr : seq<unary, star<op_mul, nsp, must<operand>>> {};
+struct mul_expr : seq<unary, star<op_mark<op_mul>, nsp, must<operand>>> {};
 struct add_operand : seq<mul_expr> {};
-struct add_expr : seq<mul_expr, star<op_add, nsp, must<add_operand>>> {};
+struct add_expr : seq<mul_expr, star<op_mark<op_add>, nsp, must<add_operand>>> {};
 struct cmp_operand : seq<add_expr> {};
-struct cmp_expr : seq<add_expr, opt<op_cmp, nsp, must<cmp_operand>>> {};
+struct cmp_expr : seq<add_expr, opt<op_mark<op_cmp>, nsp, must<cmp_operand>>> {};
 struct and_operand : seq<cmp_expr> {};
-struct and_expr : seq<cmp_expr, star<op_and, nsp, must<and_operand>>> {};
+struct and_expr : seq<cmp_expr, star<op_mark<op_and>, nsp, must<and_operand>>> {};
 struct or_operand : seq<and_expr> {};
-struct or_expr : seq<and_expr, star<op_or, nsp, must<or_operand>>> {};
+struct or_expr : seq<and_expr, star<op_mark<op_or>, nsp, must<or_operand>>> {};
 struct expr : seq<or_expr> {};
 
 // ---- clauses: `key value` options after a statement's head ----
@@ -338,32 +412,32 @@ struct ckey : K {};  // the clause keyword, kept in the tree
 template <typename K, typename V>
 struct clause : seq<ckey<K>, sp, must<V>> {};
 
+// Words that follow a value; a value never starts with one, so `hold for 10m` says the duration
+// is missing instead of reading `for` as a name.
+struct clause_word : sor<for_w, every_w, limit_w, errors_w, samples_w, nodata_w, timeout_w, attempts_w, expect_w, contains_w,
+                         header_w, else_w, wait_w, default_w, vs_w, within_w, to_w, unit_w> {};
+
 // Expected values, one type per message (see error_text below).
 #define GRAY_EXPECT(N, R) \
-  struct N : seq<R> {};
+  struct N : seq<not_at<clause_word>, R> {};
 GRAY_EXPECT(v_duration, expr)
 GRAY_EXPECT(v_count, expr)
-GRAY_EXPECT(v_expr, expr)
-GRAY_EXPECT(v_word, word_tok)
+GRAY_EXPECT(v_nodata, word_tok)
+GRAY_EXPECT(v_else, word_tok)
+GRAY_EXPECT(v_default, word_tok)
 GRAY_EXPECT(v_header, expr)
 GRAY_EXPECT(v_expect, expr)
 GRAY_EXPECT(v_contains, expr)
 GRAY_EXPECT(v_tolerance, expr)
 
-using c_timeout = clause<timeout_w, v_duration>;
-using c_every = clause<every_w, v_duration>;
-using c_for = clause<for_w, v_duration>;
-using c_wait = clause<wait_w, v_duration>;
-using c_attempts = clause<attempts_w, v_count>;
-using c_limit = clause<limit_w, v_count>;
-using c_errors = clause<errors_w, v_count>;
-using c_samples = clause<samples_w, v_count>;
-using c_nodata = clause<nodata_w, v_word>;
-using c_else = clause<else_w, v_word>;
-using c_default = clause<default_w, v_word>;
-using c_header = clause<header_w, v_header>;
-using c_expect = clause<expect_w, v_expect>;
-using c_contains = clause<contains_w, v_contains>;
+// Every statement reads any clause; the checker says which ones apply where, so a clause in the
+// wrong statement gets "does not apply" rather than a syntax error.
+struct any_clause
+    : sor<clause<timeout_w, v_duration>, clause<every_w, v_duration>, clause<for_w, v_duration>, clause<wait_w, v_duration>,
+          clause<attempts_w, v_count>, clause<limit_w, v_count>, clause<errors_w, v_count>, clause<samples_w, v_count>,
+          clause<nodata_w, v_nodata>, clause<else_w, v_else>, clause<default_w, v_default>, clause<header_w, v_header>,
+          clause<expect_w, v_expect>, clause<contains_w, v_contains>> {};
+struct clauses : star<any_clause> {};
 
 // ---- statements ----
 
@@ -408,7 +482,7 @@ GRAY_EXPECT(x_if, expr)
 GRAY_EXPECT(x_guard, expr)
 GRAY_EXPECT(x_compare, expr)
 GRAY_EXPECT(x_scale, expr)
-GRAY_EXPECT(x_route_key, postfix)
+GRAY_EXPECT(x_route_key, string_tok)
 GRAY_EXPECT(x_route_value, postfix)
 GRAY_EXPECT(x_route_target, expr)
 GRAY_EXPECT(x_route_ip, postfix)
@@ -445,17 +519,15 @@ struct on_stmt : seq<k_on, on_event, sp, must<on_body>> {};
 struct guard_compare : seq<k_compare, must<x_compare>, must<s_vs>, must<x_compare>, must<s_within>, must<v_tolerance>> {};
 struct guard_probe : seq<k_probe, must<s_probe_kind>, must<x_probe>> {};
 struct guard_label : seq<string_tok> {};
-struct guard_clause : sor<c_for, c_every, c_limit, c_errors, c_samples, c_nodata, c_else, c_timeout, c_header, c_expect, c_contains> {};
 struct guard_body : sor<guard_compare, guard_probe, x_guard> {};
-struct guard_stmt : seq<k_guard, opt<guard_label>, must<guard_body>, star<guard_clause>> {};
+struct guard_stmt : seq<k_guard, opt<guard_label>, must<guard_body>, clauses> {};
 
-struct run_stmt : seq<k_run, must<x_run>, star<c_timeout>> {};
-struct probe_clause : sor<c_header, c_expect, c_contains, c_attempts, c_every, c_timeout> {};
-struct probe_stmt : seq<k_probe, must<s_probe_kind>, must<x_probe>, star<probe_clause>> {};
-struct wait_until_stmt : seq<k_wait, k_until, must<x_until>, star<sor<c_timeout, c_every>>> {};
+struct run_stmt : seq<k_run, must<x_run>, clauses> {};
+struct probe_stmt : seq<k_probe, must<s_probe_kind>, must<x_probe>, clauses> {};
+struct wait_until_stmt : seq<k_wait, k_until, must<x_until>, clauses> {};
 struct wait_stmt : seq<k_wait, must<x_wait>> {};
 struct approve_message : seq<string_tok> {};
-struct approve_stmt : seq<k_approve, opt<approve_message>, star<sor<c_timeout, c_default>>> {};
+struct approve_stmt : seq<k_approve, opt<approve_message>, clauses> {};
 
 struct route_kind : sor<header_w, cookie_w> {};
 struct route_op : sor<string<'=', '='>, one<'~'>> {};
@@ -467,8 +539,8 @@ struct route_body : sor<route_clear, route_match, route_ip> {};
 struct route_stmt : seq<k_route, must<s_name>, must<route_body>> {};
 
 struct drain_subject : seq<postfix> {};
-struct drain_stmt : seq<k_drain, must<s_name>, opt<drain_subject>, opt<c_wait>> {};
-struct restore_stmt : seq<k_restore, must<s_name>, opt<drain_subject>> {};
+struct drain_stmt : seq<k_drain, must<s_name>, opt<drain_subject>, clauses> {};
+struct restore_stmt : seq<k_restore, must<s_name>, opt<drain_subject>, clauses> {};
 struct scale_stmt : seq<k_scale, must<s_name>, must<s_group>, must<s_to>, must<x_scale>> {};
 struct phase_stmt : seq<k_phase, must<s_string>> {};
 struct undo_all : seq<all_w, sp> {};
@@ -500,7 +572,10 @@ struct stage_item : sor<on_stmt, set_on, setting, guard_stmt, step, bad_item<bad
 
 struct stage_kind : sor<deploy_w, verify_w, ramp_w, align_w, rollback_w> {};
 struct stage_name : seq<name_tok> {};
-struct stage_stmt : seq<stage_kind, sp, opt<stage_name>, must<block<stage_item>>> {};
+struct x_stage_name : seq<stage_name> {};
+// Every stage is named, except the one rollback stage.
+struct stage_stmt : sor<seq<at<rollback_w>, stage_kind, sp, opt<stage_name>, must<block<stage_item>>>,
+                        seq<stage_kind, sp, must<x_stage_name>, must<block<stage_item>>>> {};
 
 struct pipeline_item : sor<param_stmt, let_stmt, metric_stmt, plugin_stmt, stage_stmt, guard_stmt, use_stmt, on_stmt, semi,
                            bad_item<bad_pipeline_item>> {};
@@ -516,13 +591,19 @@ struct import_stmt : seq<k_import, must<s_string>, opt<import_alias>> {};
 struct top_item : sor<import_stmt, template_stmt, pipeline_stmt, semi, bad_item<bad_top_item>> {};
 
 // Skips the rest of a broken statement: to the end of its line, or past the block it opens.
-// A line break ends the statement only at bracket depth 0 and at or after the error (`error_at`),
-// so a statement continued over lines (after '->', inside a map) is skipped as a whole.
+// Skips the rest of a broken statement. It ends at a line break (or ';') that comes at or after
+// the error and outside any '{' it opened, so a statement continued over lines (after '->',
+// inside a map) is skipped whole. Unclosed '(' and '[' do not hold it open: they are the likely
+// mistake. A '{' on the next line still belongs to the statement; a line indented no deeper
+// than the statement that starts with a name ends even an unclosed map.
 template <typename ParseInput>
 void skip_statement(ParseInput& in, const char* from, const char* error_at = nullptr) {
   const char* p = from;
   const char* end = in.end();
-  int depth = 0;
+  const char* line = from;
+  while (line > in.begin() && line[-1] != '\n') --line;
+  const long indent = from - line;
+  int braces = 0;
   while (p < end) {
     char c = *p;
     if (c == '"') {
@@ -535,19 +616,28 @@ void skip_statement(ParseInput& in, const char* from, const char* error_at = nul
       while (p < end && *p != '\n') ++p;
       continue;
     }
-    if (c == '{' || c == '(' || c == '[') ++depth;
-    if (c == '}' || c == ')' || c == ']') {
-      if (depth == 0 && c == '}') break;  // belongs to the enclosing block
-      if (depth > 0) --depth;
-      if (depth == 0 && c == '}') {
-        ++p;
+    if (c == '{') ++braces;
+    if (c == '}') {
+      if (braces == 0) break;  // belongs to the enclosing block
+      --braces;
+    }
+    if ((c == '\n' || c == ';') && p >= error_at) {
+      const char* q = p + 1;
+      while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')) ++q;
+      if (braces == 0) {
+        if (c == '\n' && q < end && *q == '{') {
+          p = q;  // the block of a statement whose '{' went to the next line
+          continue;
+        }
         break;
       }
+      const char* bol = q;
+      while (bol > p + 1 && bol[-1] != '\n') --bol;
+      if (c == '\n' && q < end && q - bol <= indent && is_ident_start(*q)) break;
     }
-    if ((c == '\n' || c == ';') && depth == 0 && p >= error_at) break;
     ++p;
   }
-  if (p == from && p < end && *p != '}') ++p;  // always make progress
+  if (p == from && p < end && *p != '}') p += utf8_len(p, end);  // always make progress
   in.bump(static_cast<size_t>(p - in.current()));
 }
 
@@ -589,29 +679,59 @@ struct item_list {
       (void)Control<nsp>::template match<A, M, Action, Control>(in, st...);
       if (in.empty()) {
         if constexpr (Braced) {
-          uint32_t at = ps.offset(in.current());
+          // Point at the end of the last line with text, not past the final newline.
+          const char* e = in.current();
+          while (e > ps.base && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t')) --e;
+          uint32_t at = ps.offset(e);
           ps.report({at, at, "expected '}' to close this block, found end of file", {}, open, "the block opens here"});
         }
         return true;
       }
-      if (Braced && in.peek_char() == '}') {
+      if (in.peek_char() == '}') {
+        if constexpr (Braced) {
+          in.bump(1);
+          return true;
+        }
+        uint32_t at = ps.offset(in.current());
+        ps.report({at, at + 1, "unexpected '}' with no block open", {}, UINT32_MAX, {}});
         in.bump(1);
-        return true;
+        continue;
       }
       const size_t before = ps.errors.size();
       (void)Control<recoverable<Item>>::template match<A, M, Action, Control>(in, st...);
-      if (ps.errors.size() != before || in.empty()) continue;
-      char c = in.peek_char();
-      if (c == '\n' || c == ';' || (Braced && c == '}')) {
-        if (c == ';') in.bump(1);
+      if (!in.empty() && in.peek_char() == ';') {
+        in.bump(1);
         continue;
       }
+      if (ps.errors.size() != before || in.empty()) continue;
+      char c = in.peek_char();
+      if (c == '\n' || (Braced && c == '}')) continue;
       // Something follows a complete statement on the same line.
-      const uint32_t at = ps.offset(in.current());
-      ps.report({at, at + 1, "expected the end of the statement (a new line or ';'), found " + describe_at(in.current(), in.end()),
-                 {}, UINT32_MAX, {}});
+      ps.report(junk_error(in, ps));
       skip_statement(in, in.current());
     }
+  }
+
+  // "10 secs", "5 %": a unit separated from its number reads as a second statement.
+  template <typename ParseInput>
+  static SyntaxError junk_error(const ParseInput& in, const ParseState& ps) {
+    const char* p = in.current();
+    const char* end = in.end();
+    const uint32_t at = ps.offset(p);
+    SyntaxError e{at, at + static_cast<uint32_t>(std::max<size_t>(1, token_length(p, end))),
+                  "expected the end of the statement (a new line or ';'), found " + describe_at(p, end), {}, UINT32_MAX, {}};
+    std::string_view tok(p, e.end - e.begin);
+    const char* before = p;
+    while (before > ps.base && (before[-1] == ' ' || before[-1] == '\t')) --before;
+    if (before > ps.base && before[-1] >= '0' && before[-1] <= '9' && (known_unit(tok) || !unit_alias(tok).empty())) {
+      std::string unit = known_unit(tok) ? std::string(tok) : unit_alias(tok);
+      e.message = "a unit is written right after its number, with no space";
+      const char* num = before;
+      while (num > ps.base && ((num[-1] >= '0' && num[-1] <= '9') || num[-1] == '.')) --num;
+      e.begin = ps.offset(num);
+      e.help = "write " + std::string(num, before) + unit;
+    }
+    return e;
   }
 };
 
@@ -648,6 +768,10 @@ template <typename Name, bool N>
 struct analyze_traits<Name, gray::g::ws<N>> : analyze_opt_traits<> {};
 template <typename Name>
 struct analyze_traits<Name, gray::g::number_lit> : analyze_any_traits<> {};
+template <typename Name>
+struct analyze_traits<Name, gray::g::string_open> : analyze_any_traits<> {};
+template <typename Name, typename R>
+struct analyze_traits<Name, gray::g::op_mark<R>> : analyze_seq_traits<R> {};
 template <typename Name, typename B>
 struct analyze_traits<Name, gray::g::bad_item<B>> : analyze_any_traits<> {};
 }  // namespace tao::pegtl
@@ -664,7 +788,7 @@ inline constexpr const char* error_text = nullptr;
   template <>          \
   inline constexpr const char* error_text<g::R> = M;
 
-GRAY_MSG(esc_char, "unknown escape in string; use \\\", \\\\, \\n, \\t, \\r, \\$ or \\0")
+GRAY_MSG(esc_char, "unknown escape")
 GRAY_MSG(interp_path, "expected a name inside '${...}', such as ${version}")
 GRAY_MSG(interp_close, "expected '}' to end the interpolation")
 GRAY_MSG(str_close, "unterminated string: expected '\"' before the end of the line")
@@ -682,8 +806,11 @@ GRAY_MSG(and_operand, "expected an expression after 'and'")
 GRAY_MSG(or_operand, "expected an expression after 'or'")
 GRAY_MSG(v_duration, "expected a duration such as 30s")
 GRAY_MSG(v_count, "expected a count such as 3")
-GRAY_MSG(v_expr, "expected an expression")
-GRAY_MSG(v_word, "expected a word such as 'rollback'")
+GRAY_MSG(v_nodata, "expected the no-data outcome after 'nodata': pass, fail or inconclusive")
+GRAY_MSG(v_else, "expected the action after 'else': rollback, pause or abort")
+GRAY_MSG(v_default, "expected the default answer after 'default': promote, abort or rollback")
+GRAY_MSG(close_args, "expected ',' or ')' after the argument")
+GRAY_MSG(x_stage_name, "expected the stage's name, as in 'deploy canary {'")
 GRAY_MSG(v_header, "expected a header such as \"X-Gray-User: test-1\" after 'header'")
 GRAY_MSG(v_expect, "expected a status code such as 200 after 'expect'")
 GRAY_MSG(v_contains, "expected a string after 'contains'")
@@ -691,7 +818,6 @@ GRAY_MSG(v_tolerance, "expected a tolerance such as 10% after 'within'")
 GRAY_MSG(s_name, "expected a name")
 GRAY_MSG(s_string, "expected a string in double quotes")
 GRAY_MSG(s_eq, "expected '='")
-GRAY_MSG(s_lparen, "expected '(' to start the parameter list")
 GRAY_MSG(s_arrow, "expected '->' and the target")
 GRAY_MSG(s_to, "expected 'to' and a count, as in 'scale edge canary to 3'")
 GRAY_MSG(s_vs, "expected 'vs' and the baseline, as in 'compare error_rate(canary) vs error_rate(stable) within 10%'")
@@ -721,7 +847,7 @@ GRAY_MSG(x_if, "expected a condition after 'if'")
 GRAY_MSG(x_guard, "expected a condition such as error_rate < 1% after 'guard'")
 GRAY_MSG(x_compare, "expected a metric such as error_rate(version)")
 GRAY_MSG(x_scale, "expected a count after 'to'")
-GRAY_MSG(x_route_key, "expected the header or cookie name as a string")
+GRAY_MSG(x_route_key, "expected the header or cookie name as a quoted string, such as \"X-Gray-User\"")
 GRAY_MSG(x_route_value, "expected the value to match as a string")
 GRAY_MSG(x_route_target, "expected the target group or version after '->'")
 GRAY_MSG(x_route_ip, "expected an address range such as \"10.0.0.0/8\" after 'ip'")
@@ -744,21 +870,106 @@ struct block_message<g::block<Item>> {
 };
 
 template <typename Rule>
+constexpr bool is_operand_rule = std::is_same_v<Rule, g::operand> || std::is_same_v<Rule, g::add_operand> ||
+                                 std::is_same_v<Rule, g::cmp_operand> || std::is_same_v<Rule, g::and_operand> ||
+                                 std::is_same_v<Rule, g::or_operand>;
+
+// Look-alike characters from word processors and other languages.
+std::string unicode_hint(const char* p, const char* end) {
+  std::string_view c(p, std::min<size_t>(3, static_cast<size_t>(end - p)));
+  if (c == "\u2192") return "write '->'";
+  if (c == "\u201C" || c == "\u201D") return "use straight double quotes \"...\"";
+  if (c == "\u2018" || c == "\u2019") return "strings use straight double quotes \"...\"";
+  if (c == "\u2264") return "write '<='";
+  if (c == "\u2265") return "write '>='";
+  if (c == "\u2260") return "write '!='";
+  return {};
+}
+
+// Builds the error for a failed must<Rule>: the rule's message, what was found instead, and the
+// found token underlined; a few rules know better what the user probably meant.
+template <typename Rule, typename ParseInput>
+SyntaxError expectation_error(const ParseInput& in, ParseState& ps) {
+  const char* p = in.current();
+  const char* end = in.end();
+  uint32_t at = ps.offset(p);
+  SyntaxError e{at, at + static_cast<uint32_t>(std::max<size_t>(1, token_length(p, end))), {}, {}, UINT32_MAX, {}};
+  std::string found = describe_at(p, end);
+  if constexpr (block_message<Rule>::is_block) {
+    e.message = "expected '{' to start a block, found " + found;
+    if (p < end && *p == '"') e.help = "names are not quoted";
+    const char* q = p;
+    while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')) ++q;
+    if ((p == end || *p == '\n' || *p == '\r') && q < end && *q == '{') e.help = "put '{' on the same line as the statement it opens";
+    return e;
+  } else if constexpr (is_operand_rule<Rule>) {
+    // Point at the operator that lacks its right side.
+    std::string op(ps.base + ps.op_begin, ps.op_end - ps.op_begin);
+    bool next_line = std::find(ps.base + ps.op_end, p, '\n') != p;
+    e.begin = ps.op_begin;
+    e.end = ps.op_end;
+    e.message = "expected an expression after '" + op + "', found " + (next_line ? std::string("end of line") : found);
+    return e;
+  } else if constexpr (std::is_same_v<Rule, g::esc_char>) {
+    e.begin = at - 1;
+    e.end = at + static_cast<uint32_t>(p < end && *p != '\n' ? utf8_len(p, end) : 0);
+    e.message = "unknown escape '\\" + std::string(p < end && *p != '\n' ? std::string(p, utf8_len(p, end)) : "") +
+                "' in a string; the escapes are \\\", \\\\, \\n, \\t, \\r, \\$ and \\0";
+    e.help = "write '\\\\' for a backslash";
+    return e;
+  } else if constexpr (std::is_same_v<Rule, g::str_close>) {
+    e.begin = ps.string_start;
+    e.end = ps.string_start + 1;
+    e.message = "unterminated string: this string has no closing '\"' on its line";
+    e.help = "strings end on the line they start; write \\n for a line break";
+    return e;
+  } else if constexpr (std::is_same_v<Rule, g::interp_close>) {
+    if (p < end && *p != '"' && *p != '\n') {
+      e.message = "only a name can be interpolated, such as ${version}; found " + found;
+      e.help = "compute the value with 'let' and interpolate that name";
+    } else {
+      e.message = "expected '}' to end the interpolation, found " + (p < end && *p == '"' ? std::string("'\"'") : found);
+    }
+    return e;
+  } else if constexpr (std::is_same_v<Rule, g::member_name>) {
+    if (p < end && *p >= '0' && *p <= '9') {
+      e.message = "expected a name after '.', found a number";
+      e.help = "a version is text: quote it, as in \"2.4.0\"";
+      return e;
+    }
+  }
+  static_assert(block_message<Rule>::is_block || error_text<Rule> != nullptr, "every must<> needs an error_text");
+  e.message = std::string(error_text<Rule>) + ", found " + found;
+  if constexpr (std::is_same_v<Rule, g::close_paren> || std::is_same_v<Rule, g::close_args> ||
+                std::is_same_v<Rule, g::close_bracket> || std::is_same_v<Rule, g::close_brace_map>) {
+    if (!ps.opens.empty()) {
+      e.related = ps.opens.back();
+      e.related_label = "this bracket is not closed";
+    }
+  }
+  if constexpr (std::is_same_v<Rule, g::s_name> || std::is_same_v<Rule, g::x_stage_name>) {
+    if (p < end && is_ident_start(*p)) {
+      const char* q = p;
+      while (q < end && is_ident_char(*q)) ++q;
+      std::string w(p, q);
+      if (is_reserved(w)) e.message = "'" + w + "' is a reserved word and cannot be a name";
+    } else if (p < end && *p == '"') {
+      e.help = "names are not quoted";
+    }
+  }
+  // A name with a non-ASCII letter in it: the identifier stopped short.
+  if (p > ps.base && p < end && static_cast<unsigned char>(*p) >= 0x80 && is_ident_char(p[-1]))
+    e.help = "names use ASCII letters, digits and '_'";
+  if (p < end && static_cast<unsigned char>(*p) >= 0x80)
+    if (std::string hint = unicode_hint(p, end); !hint.empty()) e.help = hint;
+  return e;
+}
+
+template <typename Rule>
 struct control : pegtl::normal<Rule> {
   template <typename ParseInput, typename... States>
   [[noreturn]] static void raise(const ParseInput& in, States&&... st) {
-    ParseState& ps = state_of(st...);
-    uint32_t at = ps.offset(in.current());
-    if constexpr (block_message<Rule>::is_block) {
-      throw SyntaxError{at, at + 1, "expected '{' to start a block, found " + describe_at(in.current(), in.end()), {},
-                        UINT32_MAX, {}};
-    } else {
-      static_assert(error_text<Rule> != nullptr, "every must<> needs an error_text");
-      std::string found = describe_at(in.current(), in.end());
-      if constexpr (std::is_same_v<Rule, g::interp_close> || std::is_same_v<Rule, g::interp_path>)
-        if (!in.empty() && in.peek_char() == '"') found = "'\"'";
-      throw SyntaxError{at, at + 1, std::string(error_text<Rule>) + ", found " + found, {}, UINT32_MAX, {}};
-    }
+    throw expectation_error<Rule>(in, state_of(st...));
   }
 };
 
@@ -809,26 +1020,48 @@ bool g::bad_item<Bad>::match(ParseInput& in, States&&... st) {
   constexpr int ctx = context_of<Bad>();
   static const char* const what[] = {"a step", "a stage setting, guard or step", "a declaration or a stage",
                                      "a declaration, stage or step", "'import', 'template' or 'pipeline'"};
-  SyntaxError e{at, at + 1, {}, {}, UINT32_MAX, {}};
+  SyntaxError e{at, at + static_cast<uint32_t>(std::max<size_t>(1, token_length(p, end))), {}, {}, UINT32_MAX, {}};
   if (p < end && is_ident_start(*p)) {
     const char* q = p;
     while (q < end && is_ident_char(*q)) ++q;
-    std::string w(p, q);
-    e.end = ps.offset(q);
-    const auto& words = words_for(ctx);
+    const std::string w(p, q);
+    auto in_set = [&](std::initializer_list<std::string_view> set) { return std::find(set.begin(), set.end(), w) != set.end(); };
+    const bool stage = in_set({"deploy", "verify", "ramp", "align", "rollback"});
+    const bool decl = in_set({"param", "metric", "gateway", "registry", "hosts", "metrics", "images"});
+    const bool setting = in_set({"on", "batch", "parallel", "via", "steps", "hold"});
+    const bool file_level = in_set({"import", "template", "pipeline"});
+    const bool step = in_set({"run", "probe", "wait", "approve", "route", "drain", "restore", "scale", "phase", "undo",
+                              "abort", "if", "use"});
+    const std::string q_w = "'" + w + "'";
     if (w == "else") {
       e.message = "'else' must follow the '}' of its 'if' on the same line";
-    } else if (std::find(words.begin(), words.end(), w) != words.end()) {
-      e.message = "'" + w + "' is not allowed here; expected " + what[ctx];
+    } else if (file_level && ctx != 4) {
+      e.message = q_w + " belongs at the top level of a file, outside any block";
+    } else if (ctx == 4 && (stage || decl || setting || step || w == "let" || w == "guard")) {
+      e.message = q_w + " belongs inside a pipeline or template block";
+    } else if (stage && ctx <= 1) {
+      e.message = q_w + " starts a stage, and stages do not nest";
+      e.help = "is a '}' missing before this line?";
+    } else if (decl && ctx <= 1) {
+      e.message = q_w + " declarations belong at the pipeline level, not inside a stage";
+    } else if (setting && ctx == 0) {
+      e.message = q_w + " is a stage setting; it cannot appear in a block of steps";
+    } else if (w == "guard" && ctx == 0) {
+      e.message = "guards belong to a stage or the pipeline, not to a block of steps";
+    } else if ((step || setting) && ctx == 2) {
+      e.message = q_w + (step ? " is a step" : " is a stage setting") + "; put it inside a stage";
+      if (w == "on") e.help = "at the pipeline level 'on' takes an event: on breach|failure ACTION";
     } else {
-      e.message = "unknown statement '" + w + "'; expected " + what[ctx];
-      std::string best = closest_word(w, words);
+      e.message = "unknown statement " + q_w + "; expected " + what[ctx];
+      std::string best = closest_word(w, words_for(ctx));
       if (!best.empty()) e.help = "did you mean '" + best + "'?";
     }
-  } else if (p < end && *p == '}' && ctx == 4) {
-    e.message = "unexpected '}' with no block open";
+  } else if (end - p >= 2 && p[0] == '/' && (p[1] == '/' || p[1] == '*')) {
+    e.message = "expected " + std::string(what[ctx]) + ", found '" + std::string(p, 2) + "'";
+    e.help = "comments start with '#'";
   } else {
     e.message = "expected " + std::string(what[ctx]) + ", found " + describe_at(p, end);
+    if (p < end && static_cast<unsigned char>(*p) >= 0x80) e.help = unicode_hint(p, end);
   }
   throw e;
 }
@@ -1035,7 +1268,27 @@ class Lower {
 
   // ---- expressions ----
 
+  // Long operator or member chains make trees deeper than any nesting; the checker walks them
+  // recursively, so cap the depth here with a clear error instead of risking the stack.
+  static constexpr uint32_t kMaxExprDepth = 256;
+
   ast::ExprPtr expr(const Node& n) {
+    ast::ExprPtr e = expr_unchecked(n);
+    if (e->depth > kMaxExprDepth && !too_deep_reported_) {
+      too_deep_reported_ = true;
+      Diagnostic& d = diags_.error(code::kSyntax, {e->span.file, e->span.begin, e->span.begin + 1},
+                                   "this expression is too long: more than " + std::to_string(kMaxExprDepth) + " operators or calls deep");
+      d.help = "split it into named parts with 'let'";
+    }
+    if (e->depth > kMaxExprDepth) {
+      auto stub = std::make_unique<ast::Expr>(ast::ExprKind::Number, e->span);
+      stub->text = "0";
+      return stub;
+    }
+    return e;
+  }
+
+  ast::ExprPtr expr_unchecked(const Node& n) {
     switch (n.kind) {
       case N::Number: return number(n);
       case N::String: return string(n);
@@ -1053,6 +1306,7 @@ class Lower {
       case N::List: {
         auto e = std::make_unique<ast::Expr>(ast::ExprKind::List, span(n));
         for (const auto& c : n.children) e->items.push_back(expr(*c));
+        e->update_depth();
         return e;
       }
       case N::Map: {
@@ -1066,6 +1320,7 @@ class Lower {
           field.value = expr(*f->children.at(1));
           e->fields.push_back(std::move(field));
         }
+        e->update_depth();
         return e;
       }
       case N::Postfix: return postfix(n);
@@ -1074,6 +1329,7 @@ class Lower {
         std::string op = text(*n.children.at(0));
         e->text = op == "-" ? "-" : "not";
         e->items.push_back(expr(*n.children.at(1)));
+        e->update_depth();
         return e;
       }
       case N::Mul:
@@ -1087,7 +1343,9 @@ class Lower {
           e->text = text(*n.children[i]);
           e->items.push_back(std::move(left));
           e->items.push_back(expr(*n.children[i + 1]));
+          e->update_depth();
           left = std::move(e);
+          if (left->depth > kMaxExprDepth) break;  // reported by expr(); stop growing the chain
         }
         return left;
       }
@@ -1107,6 +1365,7 @@ class Lower {
         auto e = std::make_unique<ast::Expr>(ast::ExprKind::Member, sp);
         e->text = text(*s.children.at(0));
         e->items.push_back(std::move(cur));
+        e->update_depth();
         cur = std::move(e);
       } else {
         auto e = std::make_unique<ast::Expr>(ast::ExprKind::Call, sp);
@@ -1123,8 +1382,10 @@ class Lower {
           f.value = expr(*a->children.at(vi));
           e->fields.push_back(std::move(f));
         }
+        e->update_depth();
         cur = std::move(e);
       }
+      if (cur->depth > kMaxExprDepth) break;  // reported by expr(); stop growing the chain
     }
     return cur;
   }
@@ -1479,6 +1740,7 @@ class Lower {
  private:
   const SourceFile& file_;
   Diagnostics& diags_;
+  bool too_deep_reported_ = false;
 };
 
 }  // namespace
@@ -1499,6 +1761,15 @@ ast::Module parse(const SourceFile& file, Diagnostics& diags, const ParseLimits&
     return mod;
   }
 
+  // Classic Mac line endings would make the whole file one line (and, after a '#', one comment).
+  for (size_t i = 0; i < text.size(); ++i)
+    if (text[i] == '\r' && (i + 1 == text.size() || text[i + 1] != '\n')) {
+      Diagnostic& d = diags.error(code::kEncoding, {file.id(), static_cast<uint32_t>(i), static_cast<uint32_t>(i + 1)},
+                                  "a line ends with a lone carriage return (CR)");
+      d.help = "save the file with LF (or CRLF) line endings";
+      return mod;
+    }
+
   ParseState ps;
   ps.base = text.data();
   ps.limits = &limits;
@@ -1513,14 +1784,12 @@ ast::Module parse(const SourceFile& file, Diagnostics& diags, const ParseLimits&
   }
 
   for (const SyntaxError& e : ps.errors) {
-    Diagnostic& d = diags.error(code::kSyntax, {file.id(), e.begin, std::max(e.begin, e.end)}, e.message);
+    Diagnostic& d = diags.error(e.code, {file.id(), e.begin, std::max(e.begin, e.end)}, e.message);
     if (!e.help.empty()) d.help = e.help;
     if (e.related != UINT32_MAX) d.secondary.push_back({{file.id(), e.related, e.related + 1}, e.related_label});
   }
-  if (ps.errors.size() >= limits.max_errors) {
-    diags.error(code::kSyntax, {file.id(), ps.errors.back().begin, ps.errors.back().end},
-                "too many syntax errors; stopped after " + std::to_string(limits.max_errors));
-  }
+  if (ps.errors.size() >= limits.max_errors)
+    diags.list().back().notes.push_back("too many syntax errors; stopped after " + std::to_string(limits.max_errors));
   for (ast::Comment c : ps.comments) {
     c.span.file = file.id();
     mod.comments.push_back(c);
@@ -1531,6 +1800,13 @@ ast::Module parse(const SourceFile& file, Diagnostics& diags, const ParseLimits&
   for (const auto& c : root->children)
     if (auto s = lower.stmt(*c)) mod.items.push_back(std::move(s));
   return mod;
+}
+
+bool is_reserved(std::string_view w) {
+#define GRAY_KW_NAME(k) #k,
+  static const std::string_view words[] = {GRAY_RESERVED(GRAY_KW_NAME)};
+#undef GRAY_KW_NAME
+  return std::find(std::begin(words), std::end(words), w) != std::end(words);
 }
 
 size_t analyze_grammar(bool verbose) { return pegtl::analyze<g::grammar>(verbose ? 1 : 0); }

@@ -15,6 +15,9 @@ struct ParseLimits {
 // ends) and returns the statements it could read; `diags` tells whether the tree is complete.
 ast::Module parse(const SourceFile& file, Diagnostics& diags, const ParseLimits& limits = {});
 
+// Whether a word is reserved (cannot name a parameter, template, plugin or module alias).
+bool is_reserved(std::string_view word);
+
 // Number of problems PEGTL's grammar analysis finds (0 for a well-formed grammar). For tests.
 size_t analyze_grammar(bool verbose);
 

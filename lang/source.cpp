@@ -6,6 +6,8 @@ namespace gray {
 
 SourceFile::SourceFile(uint32_t id, std::string path, std::string text)
     : id_(id), path_(std::move(path)), text_(std::move(text)) {
+  // A UTF-8 byte order mark says nothing a UTF-8 file needs; drop it so columns start at 1.
+  if (text_.compare(0, 3, "\xEF\xBB\xBF") == 0) text_.erase(0, 3);
   line_starts_.push_back(0);
   for (uint32_t i = 0; i < text_.size(); ++i)
     if (text_[i] == '\n') line_starts_.push_back(i + 1);
