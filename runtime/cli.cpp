@@ -5,84 +5,123 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <cstring>
 #include <iostream>
-#include <map>
-#include <set>
 
 #include "lang/check.h"
 #include "lang/codes.h"
-#include "lang/load.h"
+#include "lang/text.h"
 #include "runtime/version.h"
 
 namespace fs = std::filesystem;
 
 namespace gray {
+
 namespace {
 
-const char* kUsage =
-    "usage: gray <command> [options] [files...]\n"
-    "\n"
-    "commands:\n"
-    "  check FILE|DIR...   parse and check pipelines and modules\n"
-    "  version             print the version\n"
-    "  help                show this help\n"
-    "\n"
-    "options for check:\n"
-    "  --format text|json|sarif   how to print diagnostics (text goes to stderr, json and sarif to stdout)\n"
-    "  --color auto|always|never  colour in text output (NO_COLOR is honoured)\n"
-    "  --root DIR                 project root for imports (default: nearest gray.json or .git)\n"
-    "  --allow-outside-root       let imports leave the project root\n"
-    "\n"
-    "exit codes: 0 clean, 1 problems found, 2 usage error, 3 internal error\n";
-
-struct UsageError {
-  std::string message;
+struct CommandInfo {
+  const char* name;
+  const char* summary;
+  int (*run)(const std::vector<std::string>&, std::ostream&, std::ostream&);
 };
 
-enum class Format { Text, Json, Sarif };
-
-struct CommonOptions {
-  Format format = Format::Text;
-  std::string color = "auto";
-  LoadOptions load;
-  std::vector<std::string> files;
-};
-
-// Parses `--name value`, `--name=value` and flags; everything else is a file.
-CommonOptions parse_check_args(const std::vector<std::string>& args, size_t from) {
-  CommonOptions o;
-  auto value = [&](size_t& i, const std::string& name) -> std::string {
-    const std::string& a = args[i];
-    if (auto eq = a.find('='); eq != std::string::npos) return a.substr(eq + 1);
-    if (i + 1 >= args.size()) throw UsageError{name + " needs a value"};
-    return args[++i];
+const std::vector<CommandInfo>& command_table() {
+  static const std::vector<CommandInfo> t = {
+      {"check", "parse and check pipelines and modules: gray check FILE|DIR...", cmd_check},
   };
+  return t;
+}
+
+std::string usage() {
+  std::string u =
+      "usage: gray <command> [options] [files...]\n"
+      "\n"
+      "commands:\n";
+  for (const CommandInfo& c : command_table()) u += "  " + std::string(c.name) + std::string(10 - std::strlen(c.name), ' ') + c.summary + "\n";
+  u += "  version   print the version\n"
+       "  help      show this help\n"
+       "\n"
+       "common options:\n"
+       "  --format text|json|sarif   how to print diagnostics (text goes to stderr, json and sarif to stdout)\n"
+       "  --color auto|always|never  colour in text output (NO_COLOR is honoured)\n"
+       "  --root DIR                 project root for imports (default: nearest gray.json or .git)\n"
+       "  --allow-outside-root       let imports leave the project root\n"
+       "\n"
+       "exit codes: 0 clean, 1 problems found or the release failed, 2 usage error, 3 internal error\n";
+  return u;
+}
+
+}  // namespace
+
+std::string ParsedArgs::get(const std::string& name, const std::string& fallback) const {
+  auto it = options.find(name);
+  return it == options.end() || it->second.empty() ? fallback : it->second.back();
+}
+
+const std::vector<std::string>& ParsedArgs::all(const std::string& name) const {
+  static const std::vector<std::string> none;
+  auto it = options.find(name);
+  return it == options.end() ? none : it->second;
+}
+
+ParsedArgs parse_args(const std::vector<std::string>& args, size_t from, const OptionSpec& spec) {
+  ParsedArgs out;
   bool files_only = false;
   for (size_t i = from; i < args.size(); ++i) {
     const std::string& a = args[i];
-    std::string name = a.substr(0, a.find('='));
     if (files_only || a.size() < 2 || a[0] != '-') {
-      o.files.push_back(a);
-    } else if (a == "--") {
+      out.positional.push_back(a);
+      continue;
+    }
+    if (a == "--") {
       files_only = true;
-    } else if (name == "--format") {
-      std::string v = value(i, name);
-      if (v == "text") o.format = Format::Text;
-      else if (v == "json") o.format = Format::Json;
-      else if (v == "sarif") o.format = Format::Sarif;
-      else throw UsageError{"unknown format '" + v + "'; expected text, json or sarif"};
-    } else if (name == "--color") {
-      o.color = value(i, name);
-      if (o.color != "auto" && o.color != "always" && o.color != "never")
-        throw UsageError{"unknown --color '" + o.color + "'; expected auto, always or never"};
-    } else if (name == "--root") {
-      o.load.root = value(i, name);
-    } else if (a == "--allow-outside-root") {
-      o.load.allow_outside_root = true;
+      continue;
+    }
+    std::string name = a.substr(0, a.find('='));
+    auto it = spec.find(name);
+    if (it == spec.end()) {
+      std::vector<std::string> names;
+      for (auto& [n, _] : spec) names.push_back(n);
+      std::string best = closest_word(name, names);
+      throw UsageError{"unknown option '" + name + "'" + (best.empty() ? "" : "; did you mean '" + best + "'?")};
+    }
+    if (!it->second) {
+      if (name != a) throw UsageError{"option '" + name + "' takes no value"};
+      out.options[name].push_back("");
+      continue;
+    }
+    if (name != a) {
+      out.options[name].push_back(a.substr(name.size() + 1));
     } else {
-      throw UsageError{"unknown option '" + a + "'"};
+      if (i + 1 >= args.size()) throw UsageError{"option '" + name + "' needs a value"};
+      out.options[name].push_back(args[++i]);
     }
   }
+  return out;
+}
+
+Format parse_format(const std::string& s, bool allow_github) {
+  if (s == "text") return Format::Text;
+  if (s == "json") return Format::Json;
+  if (s == "sarif") return Format::Sarif;
+  if (s == "github" && allow_github) return Format::Github;
+  throw UsageError{"unknown format '" + s + "'; expected text, json" + std::string(allow_github ? ", sarif or github" : " or sarif")};
+}
+
+void add_front_end_options(OptionSpec& spec) {
+  spec["--format"] = true;
+  spec["--color"] = true;
+  spec["--root"] = true;
+  spec["--allow-outside-root"] = false;
+}
+
+LoadOptions load_options(const ParsedArgs& a) {
+  LoadOptions o;
+  o.root = a.get("--root");
+  o.allow_outside_root = a.has("--allow-outside-root");
+  std::string color = a.get("--color", "auto");
+  if (color != "auto" && color != "always" && color != "never")
+    throw UsageError{"unknown --color '" + color + "'; expected auto, always or never"};
   return o;
 }
 
@@ -93,6 +132,8 @@ bool use_color(const std::string& mode) {
   if (no && *no) return false;
   return isatty(STDERR_FILENO) != 0;
 }
+
+namespace {
 
 // Directories stand for every .gray file below them, in a stable order.
 std::vector<std::string> expand_files(const std::vector<std::string>& in, Diagnostics& diags) {
@@ -115,57 +156,73 @@ std::vector<std::string> expand_files(const std::vector<std::string>& in, Diagno
   return out;
 }
 
-void emit(const Project& project, Diagnostics& diags, const CommonOptions& o, std::ostream& out, std::ostream& err) {
-  diags.sort();
+}  // namespace
+
+std::unique_ptr<FrontEnd> load_and_check(const std::vector<std::string>& files, const LoadOptions& opts) {
+  auto fe = std::make_unique<FrontEnd>();
+  fe->project = std::make_unique<Project>(opts, fe->reader);
+  for (const std::string& f : expand_files(files, fe->diags)) {
+    int m = fe->project->load(f, fe->diags);
+    fe->roots.push_back(m);
+    if (m < 0) fe->unreadable = true;
+  }
+  check_project(*fe->project, fe->diags);
+  return fe;
+}
+
+void emit_diagnostics(FrontEnd& fe, Format format, const std::string& color, std::ostream& out, std::ostream& err) {
+  fe.diags.sort();
   RenderOptions ro;
   ro.tool_version = kVersion;
-  switch (o.format) {
+  switch (format) {
     case Format::Text:
-      ro.color = use_color(o.color);
-      err << render_text(project.sources(), diags.list(), ro);
+    case Format::Github:
+      ro.color = use_color(color);
+      err << render_text(fe.project->sources(), fe.diags.list(), ro);
       break;
-    case Format::Json: out << render_json(project.sources(), diags.list(), ro); break;
-    case Format::Sarif: out << render_sarif(project.sources(), diags.list(), ro); break;
+    case Format::Json: out << render_json(fe.project->sources(), fe.diags.list(), ro); break;
+    case Format::Sarif: out << render_sarif(fe.project->sources(), fe.diags.list(), ro); break;
   }
 }
 
 int cmd_check(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  CommonOptions o = parse_check_args(args, 2);
-  if (o.files.empty()) throw UsageError{"check needs at least one file or directory"};
-  Diagnostics diags;
-  DiskReader reader;
-  Project project(o.load, reader);
-  bool unreadable = false;
-  for (const std::string& f : expand_files(o.files, diags))
-    if (project.load(f, diags) < 0) unreadable = true;
-  check_project(project, diags);
-  emit(project, diags, o, out, err);
+  OptionSpec spec;
+  add_front_end_options(spec);
+  ParsedArgs a = parse_args(args, 2, spec);
+  Format format = parse_format(a.get("--format", "text"), false);
+  LoadOptions lo = load_options(a);
+  if (a.positional.empty()) throw UsageError{"check needs at least one file or directory"};
+  auto fe = load_and_check(a.positional, lo);
+  emit_diagnostics(*fe, format, a.get("--color", "auto"), out, err);
   // A file named on the command line that cannot be read is a usage error, not a finding.
-  if (unreadable) return kExitUsage;
-  return diags.has_errors() ? kExitFindings : kExitOk;
+  if (fe->unreadable) return kExitUsage;
+  return fe->diags.has_errors() ? kExitFindings : kExitOk;
 }
-
-}  // namespace
 
 int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   try {
     if (args.size() < 2) {
-      err << kUsage;
+      err << usage();
       return kExitUsage;
     }
     const std::string& cmd = args[1];
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {
-      out << kUsage;
+      out << usage();
       return kExitOk;
     }
     if (cmd == "version" || cmd == "--version") {
       out << "gray " << kVersion << "\n";
       return kExitOk;
     }
-    if (cmd == "check") return cmd_check(args, out, err);
-    throw UsageError{"unknown command '" + cmd + "'"};
+    for (const CommandInfo& c : command_table())
+      if (cmd == c.name) return c.run(args, out, err);
+    std::vector<std::string> names = {"help", "version"};
+    for (const CommandInfo& c : command_table()) names.push_back(c.name);
+    std::string best = closest_word(cmd, names);
+    throw UsageError{"unknown command '" + cmd + "'" + (best.empty() ? "" : "; did you mean '" + best + "'?")};
   } catch (const UsageError& e) {
-    err << "gray: " << e.message << "\n" << "run 'gray help' for usage\n";
+    err << "gray: " << e.message << "\n"
+        << "run 'gray help' for usage\n";
     return kExitUsage;
   } catch (const std::exception& e) {
     err << "gray: internal error: " << e.what() << "\n";
