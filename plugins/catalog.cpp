@@ -72,6 +72,10 @@ const std::vector<OpSpec> kGatewayOps = {
     {"sessions", {{"server", T::String, true}}, T::Number, false, false, "current sessions on a server"},
     {"connections", {{"server", T::String, true}}, T::Number, false, false, "current connections on a server"},
     {"weight_of", {{"group", T::String, true}}, T::Percent, false, false, "share of traffic a group receives now"},
+    // Used by the route and scale verbs rather than called by name.
+    {"route", {{"match", T::Map, true}, {"target", T::String, true}}, T::Void, true, false, "send matching requests to a group"},
+    {"clear_routes", {}, T::Void, true, false, "remove every route gray added"},
+    {"scale", {{"group", T::String, true}, {"count", T::Number, true}}, T::Void, true, false, "serve a group from this many servers"},
 };
 
 const std::vector<OpSpec> kRegistryOps = {

@@ -28,6 +28,7 @@ struct CommandInfo {
 const std::vector<CommandInfo>& command_table() {
   static const std::vector<CommandInfo> t = {
       {"check", "parse and check pipelines and modules: gray check FILE|DIR...", cmd_check},
+      {"plan", "show what a run would do: gray plan FILE [--set name=value]...", cmd_plan},
   };
   return t;
 }

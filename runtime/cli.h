@@ -65,5 +65,6 @@ bool use_color(const std::string& mode);
 
 // Subcommands.
 int cmd_check(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int cmd_plan(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace gray

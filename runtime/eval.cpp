@@ -1,0 +1,218 @@
+#include "runtime/eval.h"
+
+#include <cmath>
+
+#include "plugins/catalog.h"
+
+namespace gray {
+
+namespace {
+
+using ast::Expr;
+using ast::ExprKind;
+using K = Value::Kind;
+
+[[noreturn]] void fail(Span at, std::string msg) { throw EvalError{at, std::move(msg)}; }
+
+Value member_of(const Value& obj, const std::string& name, Span at) {
+  if (obj.kind == K::Host) {
+    if (name == "name") return Value::string(obj.str);
+    auto it = obj.fields().find(name);
+    if (it != obj.fields().end()) return it->second;
+    fail(at, "host '" + obj.str + "' has no field '" + name + "' in the inventory");
+  }
+  if (obj.kind == K::Map) {
+    auto it = obj.fields().find(name);
+    if (it == obj.fields().end()) fail(at, "the map has no field '" + name + "'");
+    return it->second;
+  }
+  fail(at, std::string("a ") + kind_name(obj.kind) + " has no field '" + name + "'");
+}
+
+double as_number(const Value& v, Span at) {
+  if (!v.is_numeric()) fail(at, std::string("expected a number, got a ") + kind_name(v.kind));
+  return v.num;
+}
+
+Value arith(const std::string& op, const Value& a, const Value& b, Span at) {
+  if (op == "+" && (a.kind == K::String || b.kind == K::String))
+    return Value::string(a.text() + b.text(), a.secret() || b.secret());
+  double x = as_number(a, at), y = as_number(b, at);
+  auto same = [&](double v) {
+    Value r = a;
+    r.num = v;
+    return r;
+  };
+  if (op == "+" || op == "-") {
+    // Mixed number/percent: compare as fractions, keep the left operand's unit.
+    if (a.kind != b.kind) y = a.kind == K::Percent ? b.scalar() * 100 : b.scalar();
+    return same(op == "+" ? x + y : x - y);
+  }
+  if (op == "*") {
+    if (a.kind == K::Number) {
+      Value r = b;
+      r.num = x * y;
+      return r;
+    }
+    return same(x * (b.kind == K::Percent ? b.scalar() : y));
+  }
+  // '/'
+  if (y == 0) fail(at, "division by zero");
+  if (a.kind == b.kind && a.kind != K::Number) return Value::number(x / y);
+  return same(x / (b.kind == K::Percent ? b.scalar() : y));
+}
+
+bool compare(const std::string& op, const Value& a, const Value& b, Span at) {
+  if (op == "==") return a == b;
+  if (op == "!=") return a != b;
+  if (a.is_null() || b.is_null()) fail(at, "a value has no data");
+  double x = a.is_numeric() ? a.scalar() : as_number(a, at);
+  double y = b.is_numeric() ? b.scalar() : as_number(b, at);
+  if (op == "<") return x < y;
+  if (op == "<=") return x <= y;
+  if (op == ">") return x > y;
+  return x >= y;
+}
+
+std::map<std::string, Value> op_args(const plugins::OpSpec* op, const Expr& call, const Env& env, EvalHost* host) {
+  std::map<std::string, Value> args;
+  size_t pos = 0;
+  for (const ast::Field& f : call.fields) {
+    std::string name = f.name;
+    if (name.empty()) name = op && pos < op->params.size() ? op->params[pos].name : "arg" + std::to_string(pos);
+    if (f.name.empty()) ++pos;
+    args[name] = eval(*f.value, env, host);
+  }
+  return args;
+}
+
+}  // namespace
+
+Value interpolate(const Expr& e, const Env& env) {
+  std::string out;
+  bool secret = false;
+  for (const ast::StrPart& p : e.parts) {
+    if (!p.is_var) {
+      out += p.text;
+      continue;
+    }
+    const Value* v = env.find(p.path.at(0));
+    if (!v) fail(p.span, "'" + p.path[0] + "' has no value here");
+    Value cur = *v;
+    for (size_t i = 1; i < p.path.size(); ++i) cur = member_of(cur, p.path[i], p.span);
+    secret |= cur.secret();
+    out += cur.text();
+  }
+  return Value::string(std::move(out), secret);
+}
+
+Value eval(const Expr& e, const Env& env, EvalHost* host) {
+  switch (e.kind) {
+    case ExprKind::Number: return Value::number(e.number);
+    case ExprKind::Duration: return Value::duration_ms(e.number);
+    case ExprKind::Percent: return Value::percent(e.number);
+    case ExprKind::Bytes: return Value::bytes(e.number);
+    case ExprKind::Bool: return Value::boolean(e.boolean);
+    case ExprKind::String: return interpolate(e, env);
+    case ExprKind::List: {
+      List items;
+      for (const ast::ExprPtr& i : e.items) items.push_back(eval(*i, env, host));
+      return Value::of_list(std::move(items));
+    }
+    case ExprKind::Map: {
+      Map m;
+      for (const ast::Field& f : e.fields) m[f.name] = eval(*f.value, env, host);
+      return Value::of_map(std::move(m));
+    }
+    case ExprKind::Name: {
+      const Value* v = env.find(e.text);
+      if (!v) fail(e.span, "'" + e.text + "' has no value here");
+      if (v->kind == K::Metric) {
+        if (!host) throw NotStatic{e.span};
+        return host->metric(v->str, {}, e.span);
+      }
+      return *v;
+    }
+    case ExprKind::Member: {
+      const Expr& obj = *e.items.at(0);
+      if (obj.kind == ExprKind::Name) {
+        const Value* v = env.find(obj.text);
+        if (v && v->kind == K::Plugin) {
+          if (!host) throw NotStatic{e.span};
+          return host->plugin_read(v->str, e.text, {}, e.span);
+        }
+      }
+      return member_of(eval(obj, env, host), e.text, e.span);
+    }
+    case ExprKind::Call: {
+      const Expr& callee = *e.items.at(0);
+      if (callee.kind == ExprKind::Member && callee.items.at(0)->kind == ExprKind::Name) {
+        const Value* v = env.find(callee.items[0]->text);
+        if (v && v->kind == K::Plugin) {
+          if (!host) throw NotStatic{e.span};
+          return host->plugin_read(v->str, callee.text, op_args(nullptr, e, env, host), e.span);
+        }
+      }
+      if (callee.kind != ExprKind::Name) fail(callee.span, "this cannot be called");
+      const std::string& fn = callee.text;
+      std::vector<Value> args;
+      for (const ast::Field& f : e.fields) args.push_back(eval(*f.value, env, host));
+      if (const Value* v = env.find(fn); v && v->kind == K::Metric) {
+        if (!host) throw NotStatic{e.span};
+        return host->metric(v->str, args, e.span);
+      }
+      if (fn == "env") {
+        if (!host) throw NotStatic{e.span};
+        return host->env_var(args.at(0).text(), e.span);
+      }
+      if (fn == "len") {
+        const Value& a = args.at(0);
+        if (a.kind == K::String) return Value::number(static_cast<double>(a.str.size()));
+        if (a.kind == K::Map) return Value::number(static_cast<double>(a.fields().size()));
+        return Value::number(static_cast<double>(a.items().size()));
+      }
+      if (fn == "min" || fn == "max") {
+        Value best = args.at(0);
+        for (size_t i = 1; i < args.size(); ++i) {
+          if (args[i].is_null() || best.is_null()) return Value::null();
+          bool less = args[i].scalar() < best.scalar();
+          if ((fn == "min") == less) best = args[i];
+        }
+        return best;
+      }
+      fail(callee.span, "'" + fn + "' cannot be called");
+    }
+    case ExprKind::Unary: {
+      Value v = eval(*e.items.at(0), env, host);
+      if (e.text == "not") {
+        if (v.kind != K::Bool) fail(e.span, "'not' needs true or false");
+        return Value::boolean(!v.flag);
+      }
+      if (!v.is_numeric()) fail(e.span, "'-' needs a number");
+      v.num = -v.num;
+      return v;
+    }
+    case ExprKind::Binary: {
+      const std::string& op = e.text;
+      if (op == "and" || op == "or") {
+        bool a = eval_bool(*e.items.at(0), env, host);
+        if (op == "and" && !a) return Value::boolean(false);
+        if (op == "or" && a) return Value::boolean(true);
+        return Value::boolean(eval_bool(*e.items.at(1), env, host));
+      }
+      Value a = eval(*e.items.at(0), env, host);
+      Value b = eval(*e.items.at(1), env, host);
+      if (op == "==" || op == "!=" || op == "<" || op == "<=" || op == ">" || op == ">=") return Value::boolean(compare(op, a, b, e.span));
+      return arith(op, a, b, e.span);
+    }
+  }
+  fail(e.span, "cannot evaluate this expression");
+}
+
+bool eval_bool(const Expr& e, const Env& env, EvalHost* host) {
+  Value v = eval(e, env, host);
+  if (v.kind != K::Bool) fail(e.span, std::string("expected true or false, got a ") + kind_name(v.kind));
+  return v.flag;
+}
+
+}  // namespace gray
