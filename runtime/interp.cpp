@@ -676,7 +676,8 @@ class Interpreter::Impl : public EvalHost {
         });
       }
       CancelScope batch_scope(ctx.scope);
-      co_await sched_.all(std::move(lanes), parallel, batch_scope);
+      Task<void> batch_task = sched_.all(std::move(lanes), parallel, batch_scope);
+      co_await batch_task;
     }
   }
 
@@ -834,8 +835,14 @@ class Interpreter::Impl : public EvalHost {
       if (svc_.log) svc_.log->started(key, plugin + "." + call.op, args_json(call), step.host, sched_.now());
       emit("step", step.stage, step.path, step.host, what);
       plugins::Driver* drv = pit->second.driver.get();
-      r = co_await sched_.offload<Result>([drv, call] { return drv->call(call); });
-      if (sched_.clock().is_virtual() && r.elapsed_ms > 0) co_await sched_.sleep_for(r.elapsed_ms, nullptr);
+      // Awaiters are named locals: g++ 12 mishandles temporaries in co_await operands.
+      std::function<Result()> work = [drv, call] { return drv->call(call); };
+      auto offload = sched_.offload<Result>(std::move(work));
+      r = co_await offload;
+      if (sched_.clock().is_virtual() && r.elapsed_ms > 0) {
+        auto pause = sched_.sleep_for(r.elapsed_ms, nullptr);
+        co_await pause;
+      }
       if (svc_.log) svc_.log->finished(key, r, sched_.now());
     }
     if (!r.ok()) {
@@ -865,7 +872,10 @@ class Interpreter::Impl : public EvalHost {
     double start = rec ? rec->started_at : sched_.now();  // a resumed hold keeps its remaining time
     if (!rec && svc_.log) svc_.log->started(key, "wait", {{"ms", ms}}, step.host, start);
     emit("step", step.stage, step.path, step.host, what + " " + format_duration(ms));
-    co_await sched_.sleep_until(start + ms, step.scope);
+    {
+      auto sleep = sched_.sleep_until(start + ms, step.scope);
+      co_await sleep;
+    }
     if (svc_.log) svc_.log->finished(key, Result{}, sched_.now());
   }
 
@@ -893,7 +903,10 @@ class Interpreter::Impl : public EvalHost {
         if (svc_.log) svc_.log->finished(key, r, sched_.now());
         throw StepFailed{step.path, "the condition was still false after " + format_duration(timeout)};
       }
-      co_await sched_.sleep_for(every, step.scope);
+      {
+      auto sleep = sched_.sleep_for(every, step.scope);
+      co_await sleep;
+    }
     }
     if (svc_.log) svc_.log->finished(key, Result{}, sched_.now());
   }
@@ -920,7 +933,10 @@ class Interpreter::Impl : public EvalHost {
         co_return;
       }
       last = r.message;
-      if (a < attempts) co_await sched_.sleep_for(every, step.scope);
+      if (a < attempts) {
+      auto sleep = sched_.sleep_for(every, step.scope);
+      co_await sleep;
+    }
     }
     Result r;
     r.status = Result::Status::Failed;
@@ -946,23 +962,31 @@ class Interpreter::Impl : public EvalHost {
       c.args["command"] = Value::string(target);
       c.timeout_ms = timeout;
       plugins::Driver* drv = it->second.driver.get();
-      r = co_await sched_.offload<Result>([drv, c] { return drv->call(c); });
+      std::function<Result()> work = [drv, c] { return drv->call(c); };
+      auto offload = sched_.offload<Result>(std::move(work));
+      r = co_await offload;
     } else if (svc_.prober) {
       plugins::Prober* p = svc_.prober;
+      std::function<Result()> work;
       if (s.word.text == "tcp") {
-        r = co_await sched_.offload<Result>([p, target, timeout] { return p->tcp(target, timeout); });
+        work = [p, target, timeout] { return p->tcp(target, timeout); };
       } else {
         std::vector<std::string> headers;
         for (const ast::Clause& c : s.clauses)
           if (c.key == "header" && c.value) headers.push_back(eval(*c.value, env, this).text());
-        r = co_await sched_.offload<Result>([p, target, headers, timeout] { return p->http(target, headers, timeout); });
-        if (r.ok()) r = check_http(s, env, r);
+        work = [p, target, headers, timeout] { return p->http(target, headers, timeout); };
       }
+      auto offload = sched_.offload<Result>(std::move(work));
+      r = co_await offload;
+      if (r.ok() && s.word.text == "http") r = check_http(s, env, r);
     } else {
       r.status = Result::Status::Error;
       r.message = "no prober";
     }
-    if (sched_.clock().is_virtual() && r.elapsed_ms > 0) co_await sched_.sleep_for(r.elapsed_ms, step.scope);
+    if (sched_.clock().is_virtual() && r.elapsed_ms > 0) {
+      auto pause = sched_.sleep_for(r.elapsed_ms, step.scope);
+      co_await pause;
+    }
     co_return r;
   }
 
@@ -1020,7 +1044,10 @@ class Interpreter::Impl : public EvalHost {
         if (sched_.clock().is_virtual() && timeout < 0) throw PauseRequested{"waiting for approval at " + step.path};
         double next = sched_.now() + svc_.answer_poll_ms;
         if (timeout >= 0) next = std::min(next, start + timeout);
-        co_await sched_.sleep_until(next, step.scope);
+        {
+      auto sleep = sched_.sleep_until(next, step.scope);
+      co_await sleep;
+    }
       }
       Result r;
       r.value = Value::string(answer);
@@ -1259,7 +1286,10 @@ class Interpreter::Impl : public EvalHost {
     GuardSamples samples;
     try {
       for (;;) {
-        co_await sched_.sleep_for(every, &state.guard_scope);
+        {
+      auto sleep = sched_.sleep_for(every, &state.guard_scope);
+      co_await sleep;
+    }
         std::string verdict;
         std::string detail;
         try {

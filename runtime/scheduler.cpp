@@ -144,7 +144,8 @@ Task<void> Scheduler::all(std::vector<std::function<Task<void>()>> makers, size_
   // Each lane is a detached task that reports to the shared state and wakes the waiter.
   auto lane = [](Scheduler& s, std::shared_ptr<AllState> st, std::function<Task<void>()> make, CancelScope& sc) -> Task<void> {
     try {
-      co_await make();
+      Task<void> task = make();
+      co_await task;
     } catch (const Cancelled&) {
       // stopped with its scope: not an error of its own
     } catch (...) {
@@ -169,7 +170,8 @@ Task<void> Scheduler::all(std::vector<std::function<Task<void>()>> makers, size_
       spawn(lane(*this, state, std::move(makers[next++]), scope));
     }
     if (state->running == 0) break;
-    co_await Wait{state};
+    Wait wait{state};
+    co_await wait;
   }
   if (state->first_error) std::rethrow_exception(state->first_error);
   if (scope.cancelled()) throw Cancelled{};
