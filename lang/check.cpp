@@ -23,6 +23,7 @@ using plugins::Type;
 
 // ---- symbols and scopes -------------------------------------------------------
 
+// The same order as CheckFacts::RefKind.
 enum class SymKind { Value, Metric, Plugin, Import, Template, Function, Host };
 
 struct Sym {
@@ -140,7 +141,7 @@ struct Ctx {
 
 class Checker {
  public:
-  Checker(const Project& project, Diagnostics& diags) : project_(project), diags_(diags) {}
+  Checker(const Project& project, Diagnostics& diags, CheckFacts* facts) : project_(project), diags_(diags), facts_(facts) {}
 
   void run() {
     builtins_ = std::make_unique<Scope>(nullptr);
@@ -886,6 +887,7 @@ class Checker {
     if (!ref.decl) return;
     const Stmt* tmpl = ref.decl;
     const int tmodule = ref.module;
+    if (facts_) facts_->uses[&s] = {tmpl, tmodule};
     if (!project_.module(tmodule).syntax_ok) return;
     TemplateInfo& info = template_info(tmodule, *tmpl);
     if (info.stages != stages) {
@@ -1050,7 +1052,7 @@ class Checker {
   const Sym* lookup(const std::string& name, Span at, const Ctx& ctx, bool text_expected = false) {
     if (const Sym* s = ctx.scope->find(name)) {
       if (s->kind == SymKind::Host && ctx.tmpl) ctx.tmpl->uses_host = true;
-      return s;
+      return note(s, at);
     }
     Diagnostic& d = diags_.error(code::kUnknownName, at, "unknown name '" + name + "'");
     if (name == "host") {
@@ -1238,7 +1240,7 @@ class Checker {
   Type member_type(const Expr& e, const Ctx& ctx, bool called) {
     const Expr& obj = *e.items.at(0);
     if (obj.kind == ExprKind::Name) {
-      const Sym* s = ctx.scope->find(obj.text);
+      const Sym* s = note(ctx.scope->find(obj.text), obj.span);
       if (s && s->kind == SymKind::Plugin) {
         if (ctx.tmpl && s->kind == SymKind::Host) ctx.tmpl->uses_host = true;
         const plugins::OpSpec* op = plugins::find_op(s->plugin, e.text);
@@ -1401,7 +1403,7 @@ class Checker {
 
   void check_interpolation(const ast::StrPart& p, const Ctx& ctx) {
     const std::string& head = p.path.at(0);
-    const Sym* s = ctx.scope->find(head);
+    const Sym* s = note(ctx.scope->find(head), p.span);
     if (!s) {
       Diagnostic& d = diags_.error(code::kInterpolation, p.span, "unknown name '" + head + "' in ${...}");
       if (head == "host") {
@@ -1427,8 +1429,24 @@ class Checker {
       diags_.error(code::kInterpolation, p.span, "'" + head + "' is " + a_type(s->type) + " and has no field '" + p.path[1] + "'");
   }
 
+  // Records, for lint, that the name at `use` refers to `s`.
+  const Sym* note(const Sym* s, Span use) {
+    if (!s || !facts_) return s;
+    CheckFacts::Ref r;
+    r.kind = static_cast<CheckFacts::RefKind>(s->kind);
+    r.type = s->type;
+    r.plugin = s->plugin;
+    r.decl = s->span;
+    r.stmt = s->decl;
+    r.what = s->what;
+    facts_->refs[CheckFacts::key(use)] = std::move(r);
+    if (s->span.valid()) facts_->used_decls.insert(CheckFacts::key(s->span));
+    return s;
+  }
+
   const Project& project_;
   Diagnostics& diags_;
+  CheckFacts* facts_;
   std::unique_ptr<Scope> builtins_;
   std::map<int, std::unique_ptr<Scope>> module_scopes_;
   std::map<const Stmt*, TemplateInfo> templates_;
@@ -1436,8 +1454,8 @@ class Checker {
 
 }  // namespace
 
-void check_project(const Project& project, Diagnostics& diags) {
-  Checker c(project, diags);
+void check_project(const Project& project, Diagnostics& diags, CheckFacts* facts) {
+  Checker c(project, diags, facts);
   c.run();
 }
 

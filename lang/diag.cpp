@@ -191,6 +191,7 @@ std::string render_sarif(const SourceMap& sources, const std::vector<Diagnostic>
     if (it == rule_index.end()) {
       it = rule_index.emplace(code, rules.size()).first;
       const CodeInfo* info = find_code(code);
+      if (!info && opt.describe) info = opt.describe(code);
       nlohmann::json rule = {{"id", code}, {"shortDescription", {{"text", info ? info->summary : code}}}};
       if (info && info->help_uri && *info->help_uri) rule["helpUri"] = info->help_uri;
       rules.push_back(rule);
@@ -222,6 +223,53 @@ std::string render_sarif(const SourceMap& sources, const std::vector<Diagnostic>
                                    {"rules", rules}}}}},
                                {"results", results}}})}};
   return doc.dump(2) + "\n";
+}
+
+namespace {
+
+// GitHub's escaping of workflow command values: the message, and (more strictly) properties.
+std::string github_escape(std::string_view s, bool property) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '%': out += "%25"; break;
+      case '\r': out += "%0D"; break;
+      case '\n': out += "%0A"; break;
+      case ':': out += property ? "%3A" : ":"; break;
+      case ',': out += property ? "%2C" : ","; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string render_github(const SourceMap& sources, const std::vector<Diagnostic>& diags, const RenderOptions& opt) {
+  (void)opt;
+  std::string out;
+  for (const Diagnostic& d : diags) {
+    const char* level = d.severity == Severity::Error ? "error" : d.severity == Severity::Warning ? "warning" : "notice";
+    std::vector<std::string> props;
+    if (const SourceFile* f = sources.get(d.span.file)) {
+      LineCol b = f->line_col(d.span.begin);
+      // The end is inclusive: the position of the span's last character.
+      LineCol e = f->line_col(d.span.end > d.span.begin ? d.span.end - 1 : d.span.begin);
+      props.push_back("file=" + github_escape(f->path(), true));
+      props.push_back("line=" + std::to_string(b.line));
+      props.push_back("col=" + std::to_string(b.column));
+      props.push_back("endLine=" + std::to_string(e.line));
+      props.push_back("endColumn=" + std::to_string(e.column));
+    }
+    if (!d.code.empty()) props.push_back("title=" + github_escape(d.code, true));
+    std::string message = d.message;
+    for (const std::string& n : d.notes) message += "\nnote: " + n;
+    if (!d.help.empty()) message += "\nhelp: " + d.help;
+    out += std::string("::") + level;
+    for (size_t i = 0; i < props.size(); ++i) out += (i ? "," : " ") + props[i];
+    out += "::" + github_escape(message, false) + "\n";
+  }
+  return out;
 }
 
 }  // namespace gray

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lang/source.h"
@@ -44,9 +45,13 @@ class Diagnostics {
   std::vector<Diagnostic> list_;
 };
 
+struct CodeInfo;
+
 struct RenderOptions {
   bool color = false;
   std::string tool_version;
+  // Describes the codes lang/codes.h does not know (the lint rules), for SARIF's rule list.
+  const CodeInfo* (*describe)(std::string_view code) = nullptr;
 };
 
 // file:line:col: severity: message [code], the source line, a caret underline, notes and help.
@@ -55,5 +60,8 @@ std::string render_text(const SourceMap& sources, const std::vector<Diagnostic>&
 std::string render_json(const SourceMap& sources, const std::vector<Diagnostic>& diags, const RenderOptions& opt);
 // SARIF 2.1.0, one run, rules listed from the codes that occur.
 std::string render_sarif(const SourceMap& sources, const std::vector<Diagnostic>& diags, const RenderOptions& opt);
+// GitHub Actions workflow commands, one per diagnostic:
+// ::error file=F,line=L,col=C,endLine=L2,endColumn=C2,title=CODE::message
+std::string render_github(const SourceMap& sources, const std::vector<Diagnostic>& diags, const RenderOptions& opt);
 
 }  // namespace gray

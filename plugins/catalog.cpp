@@ -73,7 +73,8 @@ const std::vector<OpSpec> kGatewayOps = {
     {"connections", {{"server", T::String, true}}, T::Number, false, false, "current connections on a server"},
     {"weight_of", {{"group", T::String, true}}, T::Percent, false, false, "share of traffic a group receives now"},
     // Used by the route and scale verbs rather than called by name.
-    {"route", {{"match", T::Map, true}, {"target", T::String, true}}, T::Void, true, false, "send matching requests to a group"},
+    {"route", {{"match", T::String, true}, {"name", T::String, false}, {"op", T::String, false}, {"value", T::Any, true}, {"target", T::String, true}},
+     T::Void, true, false, "send requests matching a header, cookie or client address to a group"},
     {"clear_routes", {}, T::Void, true, false, "remove every route gray added"},
     {"scale", {{"group", T::String, true}, {"count", T::Number, true}}, T::Void, true, false, "serve a group from this many servers"},
 };
@@ -155,7 +156,8 @@ std::vector<DriverSpec> make_drivers() {
                 {"layout", T::String, false, "kratos (default) or go-zero"},
                 {"lease_ttl", T::Duration, false, "lease TTL for registrations (default 15s)"},
                 {"username", T::String, false, "user name"},
-                {"password", T::String, false, "password", true}},
+                {"password", T::String, false, "password", true},
+                {"cache_refresh", T::Duration, false, "how long clients take to refresh their cached copy of the registry; lint checks drain waits against it"}},
                "etcd v3 through its JSON gateway",
                {}});
   d.push_back({Kind::Registry, "nacos",
@@ -165,20 +167,24 @@ std::vector<DriverSpec> make_drivers() {
                 {"group", T::String, false, "group name"},
                 {"api", T::String, false, "v1 (default) or v2"},
                 {"username", T::String, false, "user name"},
-                {"password", T::String, false, "password", true}},
+                {"password", T::String, false, "password", true},
+                {"cache_refresh", T::Duration, false, "how long clients take to refresh their cached copy of the registry; lint checks drain waits against it"}},
                "Nacos open API",
                {}});
   d.push_back({Kind::Registry, "consul",
                {{"address", T::String, true, "base URL"},
                 {"service", T::String, true, "service name"},
-                {"token", T::String, false, "ACL token", true}},
+                {"token", T::String, false, "ACL token", true},
+                {"cache_refresh", T::Duration, false, "how long clients take to refresh their cached copy of the registry; lint checks drain waits against it"}},
                "Consul HTTP API",
                {}});
   d.push_back({Kind::Registry, "eureka",
-               {{"url", T::String, true, "base URL including /eureka"}, {"app", T::String, true, "application name"}},
+               {{"url", T::String, true, "base URL including /eureka"},
+                {"app", T::String, true, "application name"},
+                {"cache_refresh", T::Duration, false, "how long clients take to refresh their cached copy of the registry; lint checks drain waits against it"}},
                "Eureka REST",
                {}});
-  d.push_back({Kind::Registry, "sim", {{"service", T::String, false, "service name"}}, "simulated registry", {}});
+  d.push_back({Kind::Registry, "sim", {{"service", T::String, false, "service name"}, {"cache_refresh", T::Duration, false, "how long clients take to refresh their cached copy of the registry; lint checks drain waits against it"}}, "simulated registry", {}});
   // Hosts.
   d.push_back({Kind::Hosts, "local", {{"inventory", T::String, false, "inventory file (JSON)"}, {"shell", T::String, false, "shell"}},
                "commands on this machine", {}});

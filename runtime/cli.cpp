@@ -29,6 +29,15 @@ const std::vector<CommandInfo>& command_table() {
   static const std::vector<CommandInfo> t = {
       {"check", "parse and check pipelines and modules: gray check FILE|DIR...", cmd_check},
       {"plan", "show what a run would do: gray plan FILE [--set name=value]...", cmd_plan},
+      {"simulate", "rehearse a release on a virtual clock: gray simulate FILE [--scenario S] [--runs N --seed S]", cmd_simulate},
+      {"run", "run a release, journaled: gray run FILE [--set name=value]... [--clock real|virtual]", cmd_run},
+      {"resume", "continue a run that stopped or died: gray resume RUN", cmd_resume},
+      {"status", "where a run is: gray status [RUN] [--watch]", cmd_status},
+      {"promote", "answer a waiting approval gate with promote: gray promote RUN", cmd_promote},
+      {"abort", "answer a waiting approval gate with abort: gray abort RUN", cmd_abort},
+      {"force-unlock", "remove a stale run lock: gray force-unlock TARGET", cmd_force_unlock},
+      {"lint", "check pipelines and apply the release-safety rules: gray lint FILE|DIR...", cmd_lint},
+      {"fmt", "rewrite files in the canonical layout: gray fmt [--check|--diff] FILE|DIR|-...", cmd_fmt},
   };
   return t;
 }
@@ -38,9 +47,10 @@ std::string usage() {
       "usage: gray <command> [options] [files...]\n"
       "\n"
       "commands:\n";
-  for (const CommandInfo& c : command_table()) u += "  " + std::string(c.name) + std::string(10 - std::strlen(c.name), ' ') + c.summary + "\n";
-  u += "  version   print the version\n"
-       "  help      show this help\n"
+  for (const CommandInfo& c : command_table())
+    u += "  " + std::string(c.name) + std::string(std::max<size_t>(1, 14 - std::strlen(c.name)), ' ') + c.summary + "\n";
+  u += "  version       print the version\n"
+       "  help          show this help\n"
        "\n"
        "common options:\n"
        "  --format text|json|sarif   how to print diagnostics (text goes to stderr, json and sarif to stdout)\n"
@@ -159,7 +169,7 @@ std::vector<std::string> expand_files(const std::vector<std::string>& in, Diagno
 
 }  // namespace
 
-std::unique_ptr<FrontEnd> load_and_check(const std::vector<std::string>& files, const LoadOptions& opts) {
+std::unique_ptr<FrontEnd> load_and_check(const std::vector<std::string>& files, const LoadOptions& opts, CheckFacts* facts) {
   auto fe = std::make_unique<FrontEnd>();
   fe->project = std::make_unique<Project>(opts, fe->reader);
   for (const std::string& f : expand_files(files, fe->diags)) {
@@ -167,7 +177,7 @@ std::unique_ptr<FrontEnd> load_and_check(const std::vector<std::string>& files, 
     fe->roots.push_back(m);
     if (m < 0) fe->unreadable = true;
   }
-  check_project(*fe->project, fe->diags);
+  check_project(*fe->project, fe->diags, facts);
   return fe;
 }
 

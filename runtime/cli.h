@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "lang/check.h"
 #include "lang/diag.h"
 #include "lang/load.h"
 
@@ -56,7 +57,9 @@ struct FrontEnd {
 };
 
 // Loads (directories stand for the .gray files below them), then checks everything loaded.
-std::unique_ptr<FrontEnd> load_and_check(const std::vector<std::string>& files, const LoadOptions& opts);
+// `facts`, when given, receives what the checker learned about names (for lint).
+std::unique_ptr<FrontEnd> load_and_check(const std::vector<std::string>& files, const LoadOptions& opts,
+                                         CheckFacts* facts = nullptr);
 
 // Prints diagnostics: text to `err` (colour per --color and NO_COLOR), json/sarif to `out`.
 void emit_diagnostics(FrontEnd& fe, Format format, const std::string& color, std::ostream& out, std::ostream& err);
@@ -66,5 +69,14 @@ bool use_color(const std::string& mode);
 // Subcommands.
 int cmd_check(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int cmd_plan(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int cmd_simulate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int cmd_run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int cmd_resume(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int cmd_status(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int cmd_promote(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int cmd_abort(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int cmd_force_unlock(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int cmd_fmt(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int cmd_lint(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace gray

@@ -54,6 +54,8 @@ struct PauseRequested {
   std::string reason;
 };
 
+constexpr double kRunTimeoutMs = 10 * 60000;  // a command's default timeout
+
 double duration_ms(const Value& v, double fallback) {
   if (v.kind == Value::Kind::Duration) return v.num;
   if (v.kind == Value::Kind::Number) return v.num * 1000;  // unreachable for checked pipelines
@@ -233,7 +235,16 @@ class Interpreter::Impl : public EvalHost {
     if (it == plugins_.end()) throw EvalError{at, "no plugin '" + plugin + "'"};
     Call c;
     c.op = op;
-    c.args = args;
+    // Positional arguments arrive as arg0, arg1...: give them the operation's parameter names.
+    const plugins::OpSpec* spec = plugins::find_op(it->second.decl.kind, op);
+    for (const auto& [k, v] : args) {
+      std::string name = k;
+      if (spec && k.rfind("arg", 0) == 0) {
+        size_t i = static_cast<size_t>(std::atoi(k.c_str() + 3));
+        if (i < spec->params.size()) name = spec->params[i].name;
+      }
+      c.args[name] = v;
+    }
     if (!metric_name_.empty()) {
       c.args["metric"] = Value::string(metric_name_);
       c.args["params"] = Value::of_map(metric_params_);
@@ -528,11 +539,29 @@ class Interpreter::Impl : public EvalHost {
           else st.on_failure = s.word2.text;
         }
         if (ev == "success" && s.word2.empty()) st.success_block = &s;
-      } else if (s.kind == StmtKind::Use) {
+      } else if (s.kind == StmtKind::Use && has_stage_parts(s, *env)) {
+        // Only templates that bring settings, guards or handlers are bound here; the others
+        // run as steps, where `host` has its value.
         auto [tmpl, tenv] = instantiate(s, *env);
         gather(tmpl->body, tenv, st, path + "use" + std::to_string(i) + ".");
       }
     }
+  }
+
+  bool has_stage_parts(const Stmt& use, const Env& env) {
+    const Stmt* t = template_decl(use, env);
+    if (!t) return false;
+    for (const ast::StmtPtr& b : t->body)
+      if (b->kind == StmtKind::Setting || b->kind == StmtKind::Guard || b->kind == StmtKind::On) return true;
+    return false;
+  }
+
+  const Stmt* template_decl(const Stmt& use, const Env& env) {
+    const Expr& callee = *use.args.at(0)->items.at(0);
+    int m = module_of(callee, env);
+    for (const ast::StmtPtr& item : project_.module(m).ast.items)
+      if (item->kind == StmtKind::Template && item->name.text == callee.text) return item.get();
+    return nullptr;
   }
 
   // Runs one stage. Returns the action to take ("" to go on) and why.
@@ -548,9 +577,11 @@ class Interpreter::Impl : public EvalHost {
     state.on_breach = set.on_breach;
     emit("stage", name, item.path, "", s.word.text + " " + name);
 
-    std::vector<StageItem> guards = pipeline_guards_;
-    guards.insert(guards.end(), set.guards.begin(), set.guards.end());
-    for (const StageItem& g : guards) sched_.spawn(guard_loop(g, shared_state, name));
+    // Pipeline guards watch from the moment traffic first moves to the new version.
+    for (const StageItem& g : set.guards) sched_.spawn(guard_loop(g, shared_state, name));
+    current_stage_ = shared_state;
+    current_stage_name_ = name;
+    if (traffic_moved_) start_pipeline_guards();
 
     Ctx ctx{item.env, item.path, name, "", "", &state.scope};
     std::string failure;
@@ -720,7 +751,7 @@ class Interpreter::Impl : public EvalHost {
         }
         case StmtKind::Run: {
           Value cmd = eval(*s.args.at(0), *ctx.env, this);
-          double timeout = clause_ms(s, "timeout", *ctx.env, 600000);
+          double timeout = clause_ms(s, "timeout", *ctx.env, kRunTimeoutMs);
           last_effect = co_await run_command(step, cmd, timeout);
           break;
         }
@@ -822,7 +853,7 @@ class Interpreter::Impl : public EvalHost {
 
   // One effect through a plugin, journaled before and after; on replay a completed key is not
   // called again. Returns the key, for `undo`.
-  Task<std::string> effect(Ctx step, const std::string& plugin, Call call, const std::string& what) {
+  Task<std::string> effect(Ctx step, std::string plugin, Call call, std::string what) {
     std::string key = key_of(step);
     call.key = key;
     auto pit = plugins_.find(plugin);
@@ -849,7 +880,8 @@ class Interpreter::Impl : public EvalHost {
       emit("step", step.stage, step.path, step.host, what + " failed: " + r.message);
       throw StepFailed{step.path, what + ": " + (r.message.empty() ? "failed" : r.message)};
     }
-    if (r.undo) push_undo({key, what, {{plugin, *r.undo}}});
+    if (r.undo) push_undo({key, describe_call(plugin, *r.undo) + " (undoes: " + what + ")", {{plugin, *r.undo}}});
+    note_traffic(call);
     co_return key;
   }
 
@@ -1064,21 +1096,19 @@ class Interpreter::Impl : public EvalHost {
       c.op = "clear_routes";
       co_return co_await effect(step, s.name.text, c, "clear the routes of " + s.name.text);
     }
-    Map match;
-    match["kind"] = Value::string(s.match_kind);
+    c.op = "route";
+    c.args["match"] = Value::string(s.match_kind);
     if (s.match_kind == "ip") {
-      match["value"] = eval(*s.args.at(0), *step.env, this);
+      c.args["value"] = eval(*s.args.at(0), *step.env, this);
     } else {
-      match["name"] = eval(*s.args.at(0), *step.env, this);
-      match["op"] = Value::string(s.match_op);
-      match["value"] = eval(*s.args.at(1), *step.env, this);
+      c.args["name"] = eval(*s.args.at(0), *step.env, this);
+      c.args["op"] = Value::string(s.match_op);
+      c.args["value"] = eval(*s.args.at(1), *step.env, this);
     }
     const Expr& t = *s.args.back();
     Value target = t.kind == ExprKind::Name && !(step.env->find(t.text) && step.env->find(t.text)->kind == Value::Kind::String)
                        ? Value::string(t.text)
                        : eval(t, *step.env, this);
-    c.op = "route";
-    c.args["match"] = Value::of_map(match);
     c.args["target"] = Value::string(target.text());
     co_return co_await effect(step, s.name.text, c, "route " + s.match_kind + " matches to " + target.text() + " on " + s.name.text);
   }
@@ -1100,6 +1130,7 @@ class Interpreter::Impl : public EvalHost {
       (void)n;
       co_return co_await effect(sub, p->str, c, op + " " + who + " on " + p->str);
     };
+    const size_t stack_before = undo_.size();
     if (d.kind == Kind::Registry) {
       if (is_drain) {
         last = co_await one("deregister", "instance", 1);
@@ -1107,11 +1138,17 @@ class Interpreter::Impl : public EvalHost {
       } else {
         last = co_await one("register", "instance", 1);
         last = co_await one("resume_registration", "instance", 2);
-        settle(p->str, who);
       }
     } else {
       last = co_await one(is_drain ? "drain" : "ready", "server", 1);
-      if (!is_drain) settle(p->str, who);
+    }
+    if (!is_drain) {
+      // A restore answers a drain: neither keeps a compensation on the stack.
+      while (undo_.size() > stack_before) {
+        log_undone(undo_.back().key);
+        undo_.pop_back();
+      }
+      settle(p->str, who);
     }
     if (is_drain)
       if (double w = clause_ms(s, "wait", *step.env, 0); w > 0) {
@@ -1131,10 +1168,17 @@ class Interpreter::Impl : public EvalHost {
                                  const Call& c = u.calls[0].second;
                                  if (!restoring.count(c.op)) return false;
                                  for (const auto& [k, v] : c.args)
-                                   if ((k == "instance" || k == "server") && v.text() == who) return true;
+                                   if ((k == "instance" || k == "server") && v.text() == who) {
+                                     log_undone(u.key);
+                                     return true;
+                                   }
                                  return false;
                                }),
                 undo_.end());
+  }
+
+  void log_undone(const std::string& key) {
+    if (svc_.log) svc_.log->undone(key, sched_.now());
   }
 
   void add_user_undo(const Ctx& step, const Stmt& s, const std::string& last_effect) {
@@ -1147,6 +1191,7 @@ class Interpreter::Impl : public EvalHost {
       c.op = "run";
       c.args["host"] = Value::string(step.host);
       c.args["command"] = cmd;
+      c.timeout_ms = kRunTimeoutMs;
       u.calls.push_back({plugin, c});
       u.what = "run " + cmd.shown() + (step.host.empty() ? "" : " on " + step.host);
     } else {
@@ -1158,6 +1203,7 @@ class Interpreter::Impl : public EvalHost {
           c.op = "run";
           c.args["host"] = Value::string(step.host);
           c.args["command"] = eval(*b.args.at(0), *step.env, this);
+          c.timeout_ms = clause_ms(b, "timeout", *step.env, kRunTimeoutMs);
           u.calls.push_back({step.hosts_plugin.empty() ? first_plugin(Kind::Hosts) : step.hosts_plugin, c});
         } else if (b.kind == StmtKind::Call) {
           const Expr& call = *b.args.at(0);
@@ -1174,6 +1220,24 @@ class Interpreter::Impl : public EvalHost {
             c.args[name] = eval(*f.value, *step.env, this);
           }
           u.calls.push_back({p->str, c});
+        } else if (b.kind == StmtKind::Drain || b.kind == StmtKind::Restore) {
+          const Value* p = step.env->find(b.name.text);
+          if (!p || p->kind != Value::Kind::Plugin) continue;
+          std::string who = b.args.empty() ? step.host : eval(*b.args[0], *step.env, this).text();
+          bool registry = plugins_.at(p->str).decl.kind == Kind::Registry;
+          bool is_drain = b.kind == StmtKind::Drain;
+          std::vector<std::string> ops = registry ? (is_drain ? std::vector<std::string>{"deregister", "pause_registration"}
+                                                              : std::vector<std::string>{"register", "resume_registration"})
+                                                  : std::vector<std::string>{is_drain ? "drain" : "ready"};
+          for (const std::string& op : ops) {
+            Call c;
+            c.op = op;
+            c.args[registry ? "instance" : "server"] = Value::string(who);
+            u.calls.push_back({p->str, c});
+          }
+          if (double w = is_drain ? clause_ms(b, "wait", *step.env, 0) : 0; w > 0) u.calls.push_back({"", wait_call(w)});
+        } else if (b.kind == StmtKind::Wait) {
+          u.calls.push_back({"", wait_call(duration_ms(eval(*b.args.at(0), *step.env, this), 0))});
         }
       }
       u.what = "undo block at " + step.path;
@@ -1181,6 +1245,14 @@ class Interpreter::Impl : public EvalHost {
     // A written undo replaces what the driver proposed for the same step.
     if (!undo_.empty() && undo_.back().key == u.key) undo_.pop_back();
     push_undo(std::move(u));
+  }
+
+  // A pause inside an undo block (clients must notice a drain before the downgrade).
+  static Call wait_call(double ms) {
+    Call c;
+    c.op = "wait";
+    c.args["ms"] = Value::number(ms);
+    return c;
   }
 
   void push_undo(UndoEntry u) {
@@ -1202,6 +1274,10 @@ class Interpreter::Impl : public EvalHost {
         sub.path = "undo(" + u.key + ")." + std::to_string(++i);
         sub.scope = &root_scope_;
         try {
+          if (plugin.empty() && call.op == "wait") {
+            co_await timed_wait(sub, call.args.at("ms").num, "undo: wait");
+            continue;
+          }
           co_await effect(sub, plugin, call, "undo: " + describe_call(plugin, call));
         } catch (const StepFailed& f) {
           emit("undo", step.stage, sub.path, "", "undo failed: " + f.reason);
@@ -1212,6 +1288,7 @@ class Interpreter::Impl : public EvalHost {
         ok = false;
         break;  // keep what remains on the stack: it is reported as needing attention
       }
+      log_undone(u.key);
       undo_.pop_back();
     }
     rolling_back_ = false;
@@ -1295,7 +1372,14 @@ class Interpreter::Impl : public EvalHost {
         try {
           if (s.word.text == "compare") {
             Value a = eval(*s.args.at(0), env, this);
-            Value b = eval(*s.args.at(1), env, this);
+            Value b;
+            try {
+              b = eval(*s.args.at(1), env, this);
+            } catch (const NoData&) {
+              // Nothing to compare with (the baseline serves no traffic at 100%): no verdict.
+              publish_guard(stage, label, "pending", "no baseline data");
+              continue;
+            }
             double tol = eval(*s.args.at(2), env, this).scalar();
             samples.canary.push_back(a.scalar());
             samples.baseline.push_back(b.scalar());
@@ -1353,6 +1437,24 @@ class Interpreter::Impl : public EvalHost {
       }
     } catch (const Cancelled&) {
     }
+  }
+
+  // Pipeline guards watch from the first step that sends users to the new version: a weight
+  // above zero, a route, or an instance put back into rotation.
+  void note_traffic(const Call& c) {
+    if (traffic_moved_) return;
+    static const std::set<std::string> moving = {"route", "register", "enable", "ready", "resume_registration"};
+    bool moved = moving.count(c.op) > 0;
+    if (c.op == "weight")
+      if (auto it = c.args.find("canary"); it != c.args.end() && it->second.num > 0) moved = true;
+    if (!moved || rolling_back_) return;
+    traffic_moved_ = true;
+    start_pipeline_guards();
+  }
+
+  void start_pipeline_guards() {
+    if (!current_stage_ || current_stage_->guard_scope.cancelled()) return;
+    for (const StageItem& g : pipeline_guards_) sched_.spawn(guard_loop(g, current_stage_, current_stage_name_));
   }
 
   void trigger(StageState& state, const std::string& guard, const std::string& action, const std::string& reason) {
@@ -1448,6 +1550,9 @@ class Interpreter::Impl : public EvalHost {
   Map metric_params_;
   std::map<std::string, Value>* metric_cache_ = nullptr;
   std::vector<StageItem> pipeline_guards_;
+  bool traffic_moved_ = false;
+  std::shared_ptr<StageState> current_stage_;
+  std::string current_stage_name_;
   std::string pipeline_on_breach_, pipeline_on_failure_;
   const Stmt* rollback_stmt_ = nullptr;
   std::shared_ptr<Env> rollback_env_;

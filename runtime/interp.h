@@ -50,6 +50,8 @@ class RunLog {
   virtual void started(const std::string& key, const std::string& op, const nlohmann::json& args, const std::string& host,
                        double at) = 0;
   virtual void finished(const std::string& key, const plugins::Result& r, double at) = 0;
+  // The compensation of a completed step ran, or is no longer needed (a restore settled a drain).
+  virtual void undone(const std::string& key, double at) = 0;
   virtual void event(const Event& e) = 0;
 };
 

@@ -25,13 +25,13 @@ using json = nlohmann::json;
 namespace journal {
 
 namespace {
-const char* const kTypes[] = {"started", "completed", "failed", "guard", "phase", "stage",
-                              "weights", "undone",    "approval", "outcome", "note", "signal"};
+const char* const kTypes[] = {"started", "completed", "failed",   "guard",   "phase", "stage",
+                              "weights", "undone",    "approval", "outcome", "note",  "signal"};
 static_assert(std::size(kTypes) == std::variant_size_v<Event>);
 const char* const kVerdicts[] = {"pass", "fail", "inconclusive", "error"};
 const char* const kStageEvents[] = {"entered", "left"};
 const char* const kApprovalEvents[] = {"waiting", "answered"};
-const char* const kOutcomes[] = {"promoted", "rolled-back", "aborted", "failed", "paused", "needs-attention"};
+const char* const kOutcomes[] = {"promoted", "rolled-back", "aborted", "failed", "paused", "needs-attention", "stopped"};
 }  // namespace
 
 const char* type_name(const Event& e) { return kTypes[e.index()]; }
@@ -44,9 +44,16 @@ const char* outcome_name(Outcome::Kind k) { return kOutcomes[static_cast<int>(k)
 
 namespace {
 
-std::string quoted(std::string_view s) { return json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string json_quote(std::string_view s) { return json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace); }
 
 std::string errno_text(int e) { return std::strerror(e); }
+
+// Whole numbers as integers ("1500", not nlohmann's "1500.0"); others in the shortest exact form.
+std::string number_text(double v) {
+  if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 9007199254740992.0)
+    return std::to_string(static_cast<long long>(v));
+  return json(v).dump();
+}
 
 // ---------------------------------------------------------------------------------------------
 // Writing lines. Keys are written in a fixed order (seq, t, at first) so the file reads well.
@@ -70,10 +77,10 @@ class LineWriter {
     out_ += text;
   }
   // Free text, scrubbed of secrets.
-  void str(const char* name, const std::string& v) { raw(name, quoted(scrub_ ? scrub_->scrub(v) : v)); }
+  void str(const char* name, const std::string& v) { raw(name, json_quote(scrub_ ? scrub_->scrub(v) : v)); }
   // Keys are matched on resume, so they are written exactly (Journal::append refuses a key that
   // holds a secret).
-  void key(const std::string& v) { raw("key", quoted(v)); }
+  void key(const std::string& v) { raw("key", json_quote(v)); }
   void j(const char* name, json v) {
     if (scrub_) scrub_json(v, *scrub_);
     raw(name, v.dump(-1, ' ', false, json::error_handler_t::replace));
@@ -103,7 +110,7 @@ class LineWriter {
 std::string format_header(const JournalHeader& h, const SecretScrubber* scrub) {
   LineWriter w(scrub);
   w.raw("t", "\"header\"");
-  w.raw("format", quoted(kJournalFormat));
+  w.raw("format", json_quote(kJournalFormat));
   w.raw("version", std::to_string(kJournalVersion));
   w.str("run", h.run);
   w.str("pipeline", h.pipeline);
@@ -119,8 +126,8 @@ std::string format_record(const Record& r, const SecretScrubber* scrub) {
   using namespace journal;
   LineWriter w(scrub);
   w.raw("seq", std::to_string(r.seq));
-  w.raw("t", quoted(type_name(r.event)));
-  w.raw("at", std::to_string(r.at_ms));
+  w.raw("t", json_quote(type_name(r.event)));
+  w.raw("at", number_text(r.at_ms));
   if (auto* e = std::get_if<Started>(&r.event)) {
     w.key(e->key);
     w.str("step", e->step);
@@ -142,25 +149,25 @@ std::string format_record(const Record& r, const SecretScrubber* scrub) {
   } else if (auto* e = std::get_if<Guard>(&r.event)) {
     w.str("guard", e->guard);
     w.value("value", e->value);
-    w.raw("verdict", quoted(verdict_name(e->verdict)));
+    w.raw("verdict", json_quote(verdict_name(e->verdict)));
     w.str("stage", e->stage);
   } else if (auto* e = std::get_if<Phase>(&r.event)) {
     w.str("name", e->name);
   } else if (auto* e = std::get_if<Stage>(&r.event)) {
     w.str("name", e->name);
-    w.raw("event", quoted(stage_event_name(e->event)));
+    w.raw("event", json_quote(stage_event_name(e->event)));
   } else if (auto* e = std::get_if<Weights>(&r.event)) {
     w.str("gateway", e->gateway);
-    w.j("canary", e->canary);
+    w.raw("canary", number_text(e->canary));
   } else if (auto* e = std::get_if<Undone>(&r.event)) {
     w.key(e->key);
   } else if (auto* e = std::get_if<Approval>(&r.event)) {
     w.str("gate", e->gate);
-    w.raw("event", quoted(approval_event_name(e->event)));
+    w.raw("event", json_quote(approval_event_name(e->event)));
     w.str("answer", e->answer);
     w.str("who", e->who);
   } else if (auto* e = std::get_if<Outcome>(&r.event)) {
-    w.raw("outcome", quoted(outcome_name(e->kind)));
+    w.raw("outcome", json_quote(outcome_name(e->kind)));
     w.str("reason", e->reason);
   } else if (auto* e = std::get_if<Note>(&r.event)) {
     w.str("text", e->text);
@@ -183,8 +190,7 @@ std::string SecretScrubber::scrub(std::string text) const {
   for (const std::string& s : secrets_) order.push_back(&s);
   std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->size() > b->size(); });
   for (const std::string* s : order) {
-    for (size_t at = text.find(*s); at != std::string::npos; at = text.find(*s, at + 8))
-      text.replace(at, s->size(), "<secret>");
+    for (size_t at = text.find(*s); at != std::string::npos; at = text.find(*s, at + 8)) text.replace(at, s->size(), "<secret>");
   }
   return text;
 }
@@ -198,9 +204,9 @@ bool SecretScrubber::contains_secret(std::string_view text) const {
 // ---------------------------------------------------------------------------------------------
 // Replay.
 
-const journal::Started* ReplayState::in_flight_step(const std::string& key) const {
-  for (const journal::Started& s : in_flight)
-    if (s.key == key) return &s;
+const ReplayState::Flying* ReplayState::in_flight_step(const std::string& key) const {
+  for (const Flying& f : in_flight)
+    if (f.started.key == key) return &f;
   return nullptr;
 }
 
@@ -212,14 +218,13 @@ std::string line_of(uint64_t seq) { return "line " + std::to_string(seq + 1); }
 std::string refuse(const ReplayState& st, const Record& r) {
   using namespace journal;
   const std::string type = type_name(r.event);
+  if (st.last_seq == 0 && r.seq != 1) return "the first record has seq " + std::to_string(r.seq) + ", expected 1";
   if (r.seq == st.last_seq) return "seq " + std::to_string(r.seq) + " repeats the previous record's seq (a duplicated record)";
   if (r.seq < st.last_seq)
     return "seq " + std::to_string(r.seq) + " after seq " + std::to_string(st.last_seq) + ": records out of order";
-  if (r.seq != st.last_seq + 1) {
-    if (st.last_seq == 0) return "the first record has seq " + std::to_string(r.seq) + ", expected 1";
-    return "seq " + std::to_string(r.seq) + " after seq " + std::to_string(st.last_seq) + ": records are missing";
-  }
-  if (r.at_ms < 0) return "\"at\" is negative";
+  if (r.seq != st.last_seq + 1)
+    return "seq " + std::to_string(r.seq) + " after seq " + std::to_string(st.last_seq) + ": records are missing or out of order";
+  if (!std::isfinite(r.at_ms) || r.at_ms < 0) return "\"at\" must be a time in milliseconds, 0 or more";
 
   const std::string* key = nullptr;
   if (auto* e = std::get_if<Started>(&r.event)) key = &e->key;
@@ -231,10 +236,11 @@ std::string refuse(const ReplayState& st, const Record& r) {
   if (key) {
     auto done = st.completed.find(*key);
     const bool flying = st.in_flight_step(*key) != nullptr;
-    const std::string k = quoted(*key);
+    const std::string k = json_quote(*key);
     if (std::holds_alternative<Started>(r.event)) {
       if (done != st.completed.end())
-        return "\"started\" for key " + k + ", which completed on " + line_of(done->second.seq) + ": a side effect would run twice";
+        return "\"started\" for key " + k + ", which completed on " + line_of(done->second.seq) +
+               ": a side effect would run twice";
     } else if (std::holds_alternative<Completed>(r.event)) {
       if (done != st.completed.end()) return "key " + k + " completed twice (first on " + line_of(done->second.seq) + ")";
       if (st.failed.count(*key)) return "\"completed\" for key " + k + " after it failed, without a new \"started\"";
@@ -251,7 +257,7 @@ std::string refuse(const ReplayState& st, const Record& r) {
   }
   if (auto* e = std::get_if<Weights>(&r.event)) {
     if (!std::isfinite(e->canary) || e->canary < 0 || e->canary > 100)
-      return "canary weight must be between 0 and 100 (found " + json(e->canary).dump() + ")";
+      return "canary weight must be between 0 and 100 (found " + number_text(e->canary) + ")";
   }
   return "";
 }
@@ -274,17 +280,17 @@ std::optional<std::string> ReplayState::apply(const Record& r) {
   if (auto* e = std::get_if<Started>(&r.event)) {
     failed.erase(e->key);
     bool again = false;
-    for (Started& s : in_flight)
-      if (s.key == e->key) s = *e, again = true;  // re-entered after a restart
-    if (!again) in_flight.push_back(*e);
+    for (Flying& f : in_flight)
+      if (f.started.key == e->key) f.started = *e, again = true;  // re-entered after a restart
+    if (!again) in_flight.push_back({*e, r.at_ms});
   } else if (auto* e = std::get_if<Completed>(&r.event)) {
-    auto it = std::find_if(in_flight.begin(), in_flight.end(), [&](const Started& s) { return s.key == e->key; });
-    Done d{it->step, e->result, e->undo, r.seq, r.at_ms};
-    if (e->undo) undo_stack.push_back({e->key, it->step, *e->undo});
+    auto it = std::find_if(in_flight.begin(), in_flight.end(), [&](const Flying& f) { return f.started.key == e->key; });
+    Done d{it->started.step, e->result, e->undo, r.seq, it->started_at_ms, r.at_ms};
+    if (e->undo) undo_stack.push_back({e->key, it->started.step, *e->undo});
     in_flight.erase(it);
     completed.emplace(e->key, std::move(d));
   } else if (auto* e = std::get_if<Failed>(&r.event)) {
-    in_flight.erase(std::find_if(in_flight.begin(), in_flight.end(), [&](const Started& s) { return s.key == e->key; }));
+    in_flight.erase(std::find_if(in_flight.begin(), in_flight.end(), [&](const Flying& f) { return f.started.key == e->key; }));
     failed[e->key] = *e;
   } else if (auto* e = std::get_if<Guard>(&r.event)) {
     guards[e->guard].push_back({e->verdict, e->value, e->stage, r.seq, r.at_ms});
@@ -338,15 +344,22 @@ namespace {
 
 const char* json_kind(const json& j) {
   switch (j.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::object: return "an object";
-    case json::value_t::array: return "an array";
-    case json::value_t::string: return "a string";
-    case json::value_t::boolean: return "a boolean";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::object:
+      return "an object";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::boolean:
+      return "a boolean";
     case json::value_t::number_integer:
     case json::value_t::number_unsigned:
-    case json::value_t::number_float: return "a number";
-    default: return "something else";
+    case json::value_t::number_float:
+      return "a number";
+    default:
+      return "something else";
   }
 }
 
@@ -388,6 +401,28 @@ bool parse_line(std::string_view line, json& out, std::string& why) {
     why = "not valid JSON";
   }
   return false;
+}
+
+// Does the line begin with a whole JSON value (whatever follows it)? A torn write leaves a prefix of
+// a record, never a record with more after it: that is a lost newline, and corruption.
+bool starts_with_value(std::string_view line) {
+  struct Accept : nlohmann::json_sax<json> {
+    bool null() override { return true; }
+    bool boolean(bool) override { return true; }
+    bool number_integer(number_integer_t) override { return true; }
+    bool number_unsigned(number_unsigned_t) override { return true; }
+    bool number_float(number_float_t, const string_t&) override { return true; }
+    bool string(string_t&) override { return true; }
+    bool binary(binary_t&) override { return true; }
+    bool start_object(std::size_t) override { return true; }
+    bool key(string_t&) override { return true; }
+    bool end_object() override { return true; }
+    bool start_array(std::size_t) override { return true; }
+    bool end_array() override { return true; }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+  } accept;
+  if (too_deep(line)) return false;
+  return json::sax_parse(line.begin(), line.end(), &accept, json::input_format_t::json, /*strict=*/false);
 }
 
 // Reads the fields of one record or header; the first problem wins.
@@ -455,7 +490,7 @@ class Fields {
       }
     std::string list;
     for (size_t i = 0; i < N; ++i) list += (i ? (i + 1 == N ? " or " : ", ") : "") + std::string(names[i]);
-    fail(std::string("field \"") + name + "\" must be " + list + ", found " + quoted(s));
+    fail(std::string("field \"") + name + "\" must be " + list + ", found " + json_quote(s));
   }
   void number(const char* name, double& out) {
     if (const json* v = get(name)) {
@@ -479,7 +514,8 @@ class Fields {
     if (!v.is_object()) return fail(std::string("field \"") + name + "\" must be an object, found " + json_kind(v));
     for (const auto& [k, x] : v.items()) {
       Value val;
-      if (!value_of(x, val)) return fail(std::string("field \"") + name + "\": \"" + k + "\" is not a value gray writes: " + clip(x));
+      if (!value_of(x, val))
+        return fail(std::string("field \"") + name + "\": \"" + k + "\" is not a value gray writes: " + clip(x));
       out[k] = std::move(val);
     }
   }
@@ -505,7 +541,7 @@ std::string decode_record(const json& j, Record& r) {
   size_t index = std::size(kTypes);
   for (size_t i = 0; i < std::size(kTypes); ++i)
     if (type == kTypes[i]) index = i;
-  if (index == std::size(kTypes)) return "unknown record type " + quoted(type) + " (written by a newer gray?)";
+  if (index == std::size(kTypes)) return "unknown record type " + json_quote(type) + " (written by a newer gray?)";
 
   Fields f(j, "\"" + type + "\" record");
   if (const json* seq = f.get("seq")) {
@@ -515,10 +551,10 @@ std::string decode_record(const json& j, Record& r) {
       f.fail("field \"seq\" must be a positive integer, found " + std::string(json_kind(*seq)));
   }
   if (const json* at = f.get("at")) {
-    if (at->is_number_unsigned() && at->get<uint64_t>() <= uint64_t(std::numeric_limits<int64_t>::max()))
-      r.at_ms = static_cast<int64_t>(at->get<uint64_t>());
+    if (at->is_number() && std::isfinite(at->get<double>()) && at->get<double>() >= 0)
+      r.at_ms = at->get<double>();
     else
-      f.fail("field \"at\" must be a time in milliseconds (an integer, 0 or more)");
+      f.fail("field \"at\" must be a time in milliseconds, 0 or more");
   }
   switch (index) {
     case 0: {
@@ -620,17 +656,18 @@ std::string decode_header(const json& j, JournalHeader& h) {
   auto t = j.find("t");
   if (t == j.end() || *t != "header") {
     if (t != j.end() && t->is_string() && j.contains("seq"))
-      return "not a gray journal: expected the header on line 1, found a " + quoted(t->get<std::string>()) + " record";
+      return "not a gray journal: expected the header on line 1, found a " + json_quote(t->get<std::string>()) + " record";
     return "not a gray journal: the first line is not a header record";
   }
   auto format = j.find("format");
   if (format == j.end() || !format->is_string()) return "not a gray journal: the header has no \"format\"";
-  if (*format != kJournalFormat) return "not a gray journal: format " + quoted(format->get<std::string>()) + " (expected \"gray-journal\")";
+  if (*format != kJournalFormat)
+    return "not a gray journal: format " + json_quote(format->get<std::string>()) + " (expected \"gray-journal\")";
   auto version = j.find("version");
   if (version == j.end() || !version->is_number_integer()) return "the header's \"version\" is missing or not an integer";
   if (version->get<int64_t>() > kJournalVersion)
-    return "journal version " + std::to_string(version->get<int64_t>()) + " was written by a newer gray; this gray reads version " +
-           std::to_string(kJournalVersion);
+    return "journal version " + std::to_string(version->get<int64_t>()) +
+           " was written by a newer gray; this gray reads version " + std::to_string(kJournalVersion);
   if (version->get<int64_t>() != kJournalVersion)
     return "unsupported journal version " + std::to_string(version->get<int64_t>()) + " (this gray reads version " +
            std::to_string(kJournalVersion) + ")";
@@ -642,7 +679,8 @@ std::string decode_header(const json& j, JournalHeader& h) {
   f.str("params_hash", h.params_hash);
   f.args("params", h.params);
   f.str("started_at", h.started_at);
-  if (f.ok() && !parse_iso8601_utc(h.started_at)) f.fail("field \"started_at\" is not a UTC time like \"2024-11-22T02:51:00.000Z\"");
+  if (f.ok() && !parse_iso8601_utc(h.started_at))
+    f.fail("field \"started_at\" is not a UTC time like \"2024-11-22T02:51:00.000Z\"");
   const char* const clocks[] = {"virtual", "real"};
   f.choice("clock", clocks, h.clock);
   return f.error();
@@ -665,7 +703,8 @@ LoadResult parse_journal(std::string_view text, const std::string& name) {
   // Whole lines (without their newline), and what follows the last newline.
   std::vector<std::string_view> lines;
   size_t pos = 0;
-  for (size_t nl; (nl = text.find('\n', pos)) != std::string_view::npos; pos = nl + 1) lines.push_back(text.substr(pos, nl - pos));
+  for (size_t nl; (nl = text.find('\n', pos)) != std::string_view::npos; pos = nl + 1)
+    lines.push_back(text.substr(pos, nl - pos));
   const std::string_view tail = text.substr(pos);
   size_t good = pos;
 
@@ -681,10 +720,15 @@ LoadResult parse_journal(std::string_view text, const std::string& name) {
 
   ReplayState state;
   size_t torn_bytes = tail.size(), torn_line = lines.size() + 1;
+  auto lost_newline = [&](size_t line, std::string_view bytes) {
+    return fail(line,
+                "a record and more on one line (" + std::to_string(bytes.size()) + " bytes): a lost newline, not a torn write");
+  };
   for (size_t i = 1; i < lines.size(); ++i) {
     const size_t line = i + 1;
     if (!parse_line(lines[i], j, why)) {
       if (i + 1 == lines.size() && tail.empty()) {  // the very end of the file: torn
+        if (starts_with_value(lines[i])) return lost_newline(line, lines[i]);
         torn_bytes = lines[i].size() + 1;
         torn_line = line;
         good -= torn_bytes;
@@ -697,6 +741,11 @@ LoadResult parse_journal(std::string_view text, const std::string& name) {
     if (std::string e = decode_record(j, rec); !e.empty()) return fail(line, e);
     if (auto e = state.apply(rec)) return fail(line, *e);
     r.records.push_back(std::move(rec));
+  }
+  if (!tail.empty() && starts_with_value(tail)) {
+    json whole;
+    std::string ignored;
+    if (!parse_line(tail, whole, ignored)) return lost_newline(torn_line, tail);
   }
   if (torn_bytes > 0)
     r.warnings.push_back(name + ":" + std::to_string(torn_line) + ": dropped a torn last record (" + std::to_string(torn_bytes) +
@@ -796,13 +845,16 @@ JournalOpen Journal::create(const std::string& dir, const JournalHeader& header)
   const std::string path = dir + "/" + kJournalFileName;
   if (header.run.empty()) return {nullptr, "cannot create " + path + ": the header has no run id", {}};
   if (!parse_iso8601_utc(header.started_at))
-    return {nullptr, "cannot create " + path + ": started_at " + quoted(header.started_at) + " is not a UTC time from iso8601_utc()", {}};
+    return {nullptr,
+            "cannot create " + path + ": started_at " + json_quote(header.started_at) + " is not a UTC time from iso8601_utc()",
+            {}};
 
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return {nullptr, "cannot create the run directory " + dir + ": " + ec.message(), {}};
   struct stat st;
-  if (::stat(path.c_str(), &st) == 0) return {nullptr, path + " already exists: this run has a journal (resume it with gray resume)", {}};
+  if (::stat(path.c_str(), &st) == 0)
+    return {nullptr, path + " already exists: this run has a journal (resume it with gray resume)", {}};
 
   // Written beside, synced, then linked into place: a journal that exists has its whole header.
   const std::string tmp = dir + "/." + kJournalFileName + "." + std::to_string(::getpid()) + ".tmp";
@@ -855,8 +907,8 @@ JournalOpen Journal::open_for_append(const std::string& dir, const LoadResult& l
     int err = 0;
     if (::ftruncate(fd, static_cast<off_t>(loaded.good_size)) != 0 || !sync_fd(fd, false, err))
       return give_up("cannot truncate the torn last record of " + path + ": " + errno_text(err ? err : errno));
-    out.notes.push_back("truncated " + path + " to its last whole record (dropped " + std::to_string(loaded.file_size - loaded.good_size) +
-                        " bytes)");
+    out.notes.push_back("truncated " + path + " to its last whole record (dropped " +
+                        std::to_string(loaded.file_size - loaded.good_size) + " bytes)");
   }
   out.journal.reset(new Journal(fd, path, loaded.header, loaded.good_size));
   out.journal->state_ = std::move(rep.state);
@@ -868,7 +920,7 @@ void Journal::add_secret(std::string secret) {
   scrub_.add(std::move(secret));
 }
 
-std::optional<std::string> Journal::append(int64_t at_ms, journal::Event event) {
+std::optional<std::string> Journal::append(double at_ms, journal::Event event) {
   std::lock_guard<std::mutex> g(mu_);
   if (!broken_.empty()) return "the journal is unusable after an earlier write error (" + broken_ + "); the run must stop";
   Record r{state_.last_seq + 1, at_ms, std::move(event)};
@@ -878,7 +930,7 @@ std::optional<std::string> Journal::append(int64_t at_ms, journal::Event event) 
   if (auto* e = std::get_if<journal::Failed>(&r.event)) key = &e->key;
   if (auto* e = std::get_if<journal::Undone>(&r.event)) key = &e->key;
   if (key && scrub_.contains_secret(*key)) return "refusing to journal a key that contains a secret";
-  if (key && !valid_utf8(*key)) return "refusing to journal a key that is not valid UTF-8: " + quoted(*key);
+  if (key && !valid_utf8(*key)) return "refusing to journal a key that is not valid UTF-8: " + json_quote(*key);
 
   const std::string line = format_record(r, &scrub_);
   if (auto why = state_.apply(r)) return "refusing to journal " + std::string(journal::type_name(r.event)) + ": " + *why;
@@ -916,16 +968,17 @@ std::string check_pinned(const JournalHeader& h, std::string_view source_hash, s
   if (!src && !par) return "";
   std::string what;
   if (src && par)
-    what = "the pipeline source and the run parameters changed since run " + h.run + " started (source " + h.source_hash + " then, " +
-           std::string(source_hash) + " now; parameters " + h.params_hash + " then, " + std::string(params_hash) + " now)";
-  else if (src)
-    what = "the pipeline source changed since run " + h.run + " started (source " + h.source_hash + " then, " + std::string(source_hash) +
+    what = "the pipeline source and the run parameters changed since run " + h.run + " started (source " + h.source_hash +
+           " then, " + std::string(source_hash) + " now; parameters " + h.params_hash + " then, " + std::string(params_hash) +
            " now)";
+  else if (src)
+    what = "the pipeline source changed since run " + h.run + " started (source " + h.source_hash + " then, " +
+           std::string(source_hash) + " now)";
   else
     what = "the run parameters changed since run " + h.run + " started (parameters " + h.params_hash + " then, " +
            std::string(params_hash) + " now)";
-  return what + "; the journal's steps may not match the pipeline any more. Resume with the original " + (src ? "pipeline" : "parameters") +
-         ", or pass --force to resume anyway";
+  return what + "; the journal's steps may not match the pipeline any more. Resume with the original " +
+         (src ? "pipeline" : "parameters") + ", or pass --force to resume anyway";
 }
 
 std::string iso8601_utc(int64_t ms) {
@@ -934,9 +987,9 @@ std::string iso8601_utc(int64_t ms) {
   std::time_t t = static_cast<std::time_t>(secs);
   std::tm tm{};
   if (!gmtime_r(&t, &tm)) return "";
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                tm.tm_sec, static_cast<int>(rem));
+  char buf[96];  // room for any int, so the compiler can see nothing is cut
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                tm.tm_min, tm.tm_sec, static_cast<int>(rem));
   return buf;
 }
 
@@ -953,8 +1006,8 @@ std::optional<int64_t> parse_iso8601_utc(std::string_view s) {
   };
   int y, mo, d, h, mi, sec, frac = 0;
   if (!(digits(0, 4, y) && s.size() > 4 && s[4] == '-' && digits(5, 2, mo) && s.size() > 7 && s[7] == '-' && digits(8, 2, d) &&
-        s.size() > 10 && s[10] == 'T' && digits(11, 2, h) && s.size() > 13 && s[13] == ':' && digits(14, 2, mi) && s.size() > 16 &&
-        s[16] == ':' && digits(17, 2, sec)))
+        s.size() > 10 && s[10] == 'T' && digits(11, 2, h) && s.size() > 13 && s[13] == ':' && digits(14, 2, mi) &&
+        s.size() > 16 && s[16] == ':' && digits(17, 2, sec)))
     return std::nullopt;
   size_t at = 19;
   if (s.size() > at && s[at] == '.') {

@@ -114,12 +114,14 @@ class Guarded {
       bool locked = false;
       for (int i = 0; i < 5000 && !locked; ++i) {
         locked = ::flock(fd_, LOCK_EX | LOCK_NB) == 0;
-        if (!locked && errno != EWOULDBLOCK && errno != EINTR) return (error = "cannot flock " + path + ": " + errno_text(errno)), false;
+        if (!locked && errno != EWOULDBLOCK && errno != EINTR)
+          return (error = "cannot flock " + path + ": " + errno_text(errno)), false;
         if (!locked) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
       if (!locked) return (error = "cannot flock " + path + ": another process holds it for more than 5s"), false;
       struct stat mine, named;
-      if (::fstat(fd_, &mine) == 0 && ::stat(path.c_str(), &named) == 0 && mine.st_dev == named.st_dev && mine.st_ino == named.st_ino)
+      if (::fstat(fd_, &mine) == 0 && ::stat(path.c_str(), &named) == 0 && mine.st_dev == named.st_dev &&
+          mine.st_ino == named.st_ino)
         return read(error);
       ::close(fd_);  // replaced or removed while we waited: start over
       fd_ = -1;
@@ -149,7 +151,8 @@ class Guarded {
   }
 
   bool remove(std::string& error) {
-    if (::unlink(path_.c_str()) != 0 && errno != ENOENT) return (error = "cannot remove " + path_ + ": " + errno_text(errno)), false;
+    if (::unlink(path_.c_str()) != 0 && errno != ENOENT)
+      return (error = "cannot remove " + path_ + ": " + errno_text(errno)), false;
     sync_dir();
     return true;
   }
@@ -181,7 +184,8 @@ class Guarded {
 };
 
 std::string not_a_lock(const std::string& path, const std::string& target, const std::string& why) {
-  return path + " is not a gray lock file (" + why + "); if no run holds " + target + ", remove it with: gray force-unlock " + target;
+  return path + " is not a gray lock file (" + why + "); if no run holds " + target + ", remove it with: gray force-unlock " +
+         target;
 }
 
 bool same_holder(const LockInfo& a, const LockInfo& b) {
@@ -190,7 +194,8 @@ bool same_holder(const LockInfo& a, const LockInfo& b) {
 
 // Why a lock is stale, or "" if its holder may still be running.
 std::string stale_reason(const LockInfo& i, const LockEnv& env, int64_t now) {
-  if (now >= i.expires_at_ms) return "it expired at " + iso8601_utc(i.expires_at_ms) + ", " + format_duration(double(now - i.expires_at_ms)) + " ago";
+  if (now >= i.expires_at_ms)
+    return "it expired at " + iso8601_utc(i.expires_at_ms) + ", " + format_duration(double(now - i.expires_at_ms)) + " ago";
   if (i.host == env.host && !env.pid_alive(i.pid)) return "its process " + std::to_string(i.pid) + " is gone";
   return "";
 }
@@ -235,7 +240,8 @@ AcquireResult RunLock::acquire(const LockOptions& o, const std::string& target) 
     const int64_t waited = o.env.now_ms() - start;
     if (waited >= o.timeout_ms) {
       out.error = target + " is locked by " + describe_holder(held) + "; " +
-                  (o.timeout_ms > 0 ? "gave up after waiting " + format_duration(double(waited)) : std::string("not waiting (--lock-timeout is 0)")) +
+                  (o.timeout_ms > 0 ? "gave up after waiting " + format_duration(double(waited))
+                                    : std::string("not waiting (--lock-timeout is 0)")) +
                   ". If that run is gone, remove the lock with: gray force-unlock " + target;
       return out;
     }
@@ -250,7 +256,8 @@ std::optional<std::string> RunLock::refresh() {
   if (!g.open(path_, error)) return error;
   if (g.empty()) return "lost the lock on " + target_ + ": the lock file was removed (gray force-unlock?)";
   LockInfo now_held;
-  if (std::string why = parse_lock(g.text(), now_held); !why.empty()) return "lost the lock on " + target_ + ": " + not_a_lock(path_, target_, why);
+  if (std::string why = parse_lock(g.text(), now_held); !why.empty())
+    return "lost the lock on " + target_ + ": " + not_a_lock(path_, target_, why);
   if (!same_holder(now_held, info_)) return "lost the lock on " + target_ + ": it is now held by " + describe_holder(now_held);
   LockInfo next = info_;
   next.expires_at_ms = options_.env.now_ms() + options_.ttl_ms;
@@ -269,7 +276,9 @@ std::optional<std::string> RunLock::release() {
   LockInfo now_held;
   if (!parse_lock(g.text(), now_held).empty() || !same_holder(now_held, info_))
     return "did not release the lock on " + target_ + ": it is no longer ours (" +
-           (parse_lock(g.text(), now_held).empty() ? "held by " + describe_holder(now_held) : std::string("the file was rewritten")) + ")";
+           (parse_lock(g.text(), now_held).empty() ? "held by " + describe_holder(now_held)
+                                                   : std::string("the file was rewritten")) +
+           ")";
   if (!g.remove(error)) return error;
   return std::nullopt;
 }
@@ -315,7 +324,8 @@ ForceUnlockResult force_unlock(const std::string& state_dir, const std::string& 
   else {
     out.message = "removed the lock on " + target + " held by " + describe_holder(info);
     if (info.host == env.host && env.pid_alive(info.pid) && env.now_ms() < info.expires_at_ms)
-      out.message += "; its process " + std::to_string(info.pid) + " is still running on this host and will stop when it next refreshes the lock";
+      out.message += "; its process " + std::to_string(info.pid) +
+                     " is still running on this host and will stop when it next refreshes the lock";
   }
   return out;
 }

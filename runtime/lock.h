@@ -32,21 +32,21 @@ struct LockInfo {
 // What the lock needs from the world. Tests replace parts of it to run fast and to play other
 // processes and hosts.
 struct LockEnv {
-  std::function<int64_t()> now_ms;          // wall clock, ms since the Unix epoch
+  std::function<int64_t()> now_ms;           // wall clock, ms since the Unix epoch
   std::function<void(int64_t ms)> sleep_ms;  // between polls while waiting
-  std::function<bool(long pid)> pid_alive;  // is this pid running on this host?
-  std::string host;                         // this host's name
-  long pid = 0;                             // this process
+  std::function<bool(long pid)> pid_alive;   // is this pid running on this host?
+  std::string host;                          // this host's name
+  long pid = 0;                              // this process
 
   static LockEnv system();
 };
 
 struct LockOptions {
   std::string state_dir;
-  std::string holder;         // the run id that takes the lock
-  int64_t ttl_ms = 120000;    // a lock not refreshed for this long is stale
-  int64_t timeout_ms = 0;     // --lock-timeout: how long acquire waits for a live holder
-  int64_t poll_ms = 1000;     // how often it looks again
+  std::string holder;       // the run id that takes the lock
+  int64_t ttl_ms = 120000;  // a lock not refreshed for this long is stale
+  int64_t timeout_ms = 0;   // --lock-timeout: how long acquire waits for a live holder
+  int64_t poll_ms = 1000;   // how often it looks again
   LockEnv env = LockEnv::system();
 };
 

@@ -77,6 +77,10 @@ void Scheduler::complete(std::coroutine_handle<> h) {
 void Scheduler::drive(std::coroutine_handle<> root, const std::function<bool()>& done) {
   ready_.push_back(root);
   for (;;) {
+    if (interrupted && !interrupt_seen_ && on_interrupt) {
+      interrupt_seen_ = true;
+      on_interrupt();
+    }
     while (!ready_.empty()) {
       auto h = ready_.front();
       ready_.pop_front();

@@ -120,8 +120,10 @@ class Scheduler {
 
   // Wakes sleepers whose scope is now cancelled.
   void cancel_sleepers();
-  // Set from a signal handler: the run loop notices within a fraction of a second.
+  // Set from a signal handler: the run loop notices within a fraction of a second and calls
+  // `on_interrupt` once, on the scheduler thread.
   static std::atomic<bool> interrupted;
+  std::function<void()> on_interrupt;
 
   // Runs tasks with at most `limit` at a time; the first exception cancels `scope` (so the others
   // stop at their next wait) and is rethrown once all have finished.
@@ -150,6 +152,7 @@ class Scheduler {
   std::deque<std::coroutine_handle<>> completed_;  // guarded by mu_
   std::vector<std::thread> workers_;
   size_t busy_workers_ = 0;                         // guarded by mu_
+  bool interrupt_seen_ = false;
 };
 
 }  // namespace gray

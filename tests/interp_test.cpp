@@ -98,6 +98,7 @@ class MemoryLog : public RunLog {
     steps[key].done = true;
     steps[key].result = r;
   }
+  void undone(const std::string&, double) override {}
   void event(const Event&) override {}
 };
 
