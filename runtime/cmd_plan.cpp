@@ -54,7 +54,7 @@ int cmd_plan(const std::vector<std::string>& args, std::ostream& out, std::ostre
     else out << render_plan_text(plan);
   } catch (const SetupError& e) {
     report_setup_error(*fe, e, color, out, err);
-    return kExitUsage;
+    return e.usage ? kExitUsage : kExitFindings;
   }
   return kExitOk;
 }

@@ -327,7 +327,7 @@ int execute(FrontEnd& fe, int module, const RunSetup& setup, Journal& journal, c
     interp.prepare();
   } catch (const SetupError& e) {
     report_setup_error(fe, e, "auto", out, err);
-    return kExitUsage;
+    return e.usage ? kExitUsage : kExitFindings;
   }
   Scheduler::interrupted = false;
   std::signal(SIGINT, on_stop_signal);

@@ -195,7 +195,7 @@ int cmd_simulate(const std::vector<std::string>& args, std::ostream& out, std::o
     return kExitOk;
   } catch (const SetupError& e) {
     report_setup_error(*fe, e, color, out, err);
-    return kExitUsage;
+    return e.usage ? kExitUsage : kExitFindings;
   } catch (const EvalError& e) {
     fe->diags.error("run", e.span, e.message);
     emit_diagnostics(*fe, Format::Text, color, out, err);

@@ -167,9 +167,9 @@ class Interpreter::Impl : public EvalHost {
         try {
           env->set(s.name.text, eval(*s.value, *env, this));
         } catch (const EvalError& e) {
-          throw SetupError{e.span, e.message};
+          throw SetupError{e.span, "before the first stage: " + e.message, false};
         } catch (const NoData& e) {
-          throw SetupError{e.span, "metric " + e.metric + " has no data"};
+          throw SetupError{e.span, "before the first stage: metric " + e.metric + " has no data", false};
         }
       }
     }

@@ -94,6 +94,7 @@ struct RunConfig {
 struct SetupError {
   Span span;
   std::string message;
+  bool usage = true;  // the invocation is wrong (a parameter), not the world (a failed read)
 };
 
 class Interpreter {
