@@ -127,7 +127,9 @@ std::string unified_diff(const std::string& name, const std::string& before, con
     std::reverse(ops.begin(), ops.end());
   }
   // Hunks with three lines of context.
-  std::string out = "--- a/" + name + "\n+++ b/" + name + "\n";
+  // git's a/ and b/ prefixes, for relative paths (patch -p1 applies it).
+  const bool relative = !name.empty() && name[0] != '/' && name[0] != '<';
+  std::string out = "--- " + std::string(relative ? "a/" : "") + name + "\n+++ " + (relative ? "b/" : "") + name + "\n";
   const int ctx = 3;
   size_t i = 0;
   int ai = 0, bi = 0;  // line numbers (0-based) at ops[i]

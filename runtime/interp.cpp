@@ -1260,10 +1260,12 @@ class Interpreter::Impl : public EvalHost {
     undo_.push_back(std::move(u));
   }
 
-  // Runs the undo stack, newest first. Returns false if something could not be undone.
+  // Runs the undo stack, newest first. A compensation that fails is kept (it is reported as
+  // needing attention) and the others still run. Returns false if anything could not be undone.
   Task<bool> undo_all(Ctx step) {
     bool ok = true;
     rolling_back_ = true;
+    std::vector<UndoEntry> failed;
     while (!undo_.empty()) {
       UndoEntry u = undo_.back();
       size_t i = 0;
@@ -1283,14 +1285,17 @@ class Interpreter::Impl : public EvalHost {
           emit("undo", step.stage, sub.path, "", "undo failed: " + f.reason);
           this_ok = false;
         }
+        if (!this_ok) break;  // the rest of this compensation depends on what just failed
       }
+      undo_.pop_back();
       if (!this_ok) {
         ok = false;
-        break;  // keep what remains on the stack: it is reported as needing attention
+        failed.insert(failed.begin(), u);
+        continue;
       }
       log_undone(u.key);
-      undo_.pop_back();
     }
+    undo_ = std::move(failed);
     rolling_back_ = false;
     co_return ok;
   }
@@ -1443,7 +1448,7 @@ class Interpreter::Impl : public EvalHost {
   // above zero, a route, or an instance put back into rotation.
   void note_traffic(const Call& c) {
     if (traffic_moved_) return;
-    static const std::set<std::string> moving = {"route", "register", "enable", "ready", "resume_registration"};
+    static const std::set<std::string> moving = {"route", "scale", "register", "enable", "ready", "resume_registration"};
     bool moved = moving.count(c.op) > 0;
     if (c.op == "weight")
       if (auto it = c.args.find("canary"); it != c.args.end() && it->second.num > 0) moved = true;
