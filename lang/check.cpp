@@ -1438,9 +1438,9 @@ class Checker {
     r.plugin = s->plugin;
     r.decl = s->span;
     r.stmt = s->decl;
-    r.what = s->what;
-    facts_->refs[CheckFacts::key(use)] = std::move(r);
-    if (s->span.valid()) facts_->used_decls.insert(CheckFacts::key(s->span));
+    r.template_param = s->what == "template parameter";
+    facts_->refs.emplace_back(CheckFacts::key(use), r);
+    if (s->span.valid()) facts_->used_decls.push_back(CheckFacts::key(s->span));
     return s;
   }
 
@@ -1457,6 +1457,7 @@ class Checker {
 void check_project(const Project& project, Diagnostics& diags, CheckFacts* facts) {
   Checker c(project, diags, facts);
   c.run();
+  if (facts) facts->finish();
 }
 
 }  // namespace gray

@@ -2,9 +2,9 @@
 // statements, and plugin configurations against each driver's schema.
 #pragma once
 
-#include <string>
+#include <algorithm>
 #include <unordered_map>
-#include <unordered_set>
+#include <vector>
 
 #include "lang/diag.h"
 #include "lang/load.h"
@@ -23,7 +23,7 @@ struct CheckFacts {
     plugins::Kind plugin = plugins::Kind::Gateway;
     Span decl;                                // the declared name; invalid for builtins
     const ast::Stmt* stmt = nullptr;          // the declaring param, let, metric, plugin or template
-    std::string what;                         // "param", "let", "template parameter", ...
+    bool template_param = false;              // a parameter of the template being checked
   };
   struct TemplateUse {
     const ast::Stmt* decl = nullptr;  // the template
@@ -32,11 +32,11 @@ struct CheckFacts {
 
   // The declaration a name (or an interpolated ${name}) starting at `use` refers to.
   const Ref* ref(Span use) const {
-    auto it = refs.find(key(use));
-    return it == refs.end() ? nullptr : &it->second;
+    auto it = std::lower_bound(refs.begin(), refs.end(), key(use), [](const auto& r, uint64_t k) { return r.first < k; });
+    return it != refs.end() && it->first == key(use) ? &it->second : nullptr;
   }
   // Whether anything refers to the declaration whose name is at `decl`.
-  bool used(Span decl) const { return used_decls.count(key(decl)) != 0; }
+  bool used(Span decl) const { return std::binary_search(used_decls.begin(), used_decls.end(), key(decl)); }
   const TemplateUse* template_of(const ast::Stmt& use) const {
     auto it = uses.find(&use);
     return it == uses.end() ? nullptr : &it->second;
@@ -44,9 +44,17 @@ struct CheckFacts {
 
   static uint64_t key(Span s) { return (static_cast<uint64_t>(s.file) << 32) | s.begin; }
 
-  std::unordered_map<uint64_t, Ref> refs;
-  std::unordered_set<uint64_t> used_decls;
+  // Filled in any order while checking, then sorted by finish() for the lookups above.
+  std::vector<std::pair<uint64_t, Ref>> refs;
+  std::vector<uint64_t> used_decls;
   std::unordered_map<const ast::Stmt*, TemplateUse> uses;
+
+  void finish() {
+    std::stable_sort(refs.begin(), refs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    refs.erase(std::unique(refs.begin(), refs.end(), [](const auto& a, const auto& b) { return a.first == b.first; }), refs.end());
+    std::sort(used_decls.begin(), used_decls.end());
+    used_decls.erase(std::unique(used_decls.begin(), used_decls.end()), used_decls.end());
+  }
 };
 
 // Checks every module loaded into the project (each once): its templates and its pipeline.

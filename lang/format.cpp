@@ -782,7 +782,8 @@ class Printer {
     // `} else if c {` or `} else {`, as written: both mean the same, and the block may hold comments.
     const uint32_t else_at = skip_trivia(body.close + 1);
     const uint32_t after = skip_trivia(else_at + 4);
-    const bool chained = s.else_body.size() == 1 && s.else_body[0]->kind == StmtKind::If && file_.text()[after] != '{';
+    const bool chained = s.else_body.size() == 1 && s.else_body[0]->kind == StmtKind::If && after < file_.text().size() &&
+                         file_.text()[after] != '{';
     out_.text(" else ", kNoSrc, false);
     if (chained) {
       if_stmt(*s.else_body[0], ind);

@@ -1,4 +1,6 @@
 // The command line as a user meets it: exit codes, streams, formats.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -24,7 +26,7 @@ Run gray_cli(std::vector<std::string> args) {
 }
 
 fs::path temp_file(const std::string& name, const std::string& text) {
-  fs::path dir = fs::temp_directory_path() / "gray-cli-test";
+  fs::path dir = (fs::temp_directory_path() / ("gray-cli-test-" + std::to_string(::getpid())));
   fs::create_directories(dir);
   fs::path p = dir / name;
   std::ofstream(p, std::ios::binary) << text;

@@ -1,5 +1,7 @@
 // The bundled pipelines, the standard library and every example in the language spec must
 // check clean, so none of them can rot.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -66,7 +68,7 @@ TEST_CASE("every example in docs/language.md checks clean") {
   const std::string src = GRAY_SOURCE_DIR;
   Blocks b = gray_blocks(slurp(src + "/docs/language.md"));
   REQUIRE(b.code.size() >= 30);
-  fs::path dir = fs::temp_directory_path() / "gray-spec-examples";
+  fs::path dir = (fs::temp_directory_path() / ("gray-spec-examples-" + std::to_string(::getpid())));
   fs::remove_all(dir);
   fs::create_directories(dir);
   for (size_t i = 0; i < b.code.size(); ++i) {

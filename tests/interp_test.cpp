@@ -1,5 +1,7 @@
 // The interpreter against a small recording fake: order of effects, guards, rollback by
 // compensation, approvals, replay of a journal. The simulated world has its own tests.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -111,7 +113,7 @@ struct Run {
 
 Run run_pipeline(const std::string& text, Fake& fake, std::map<std::string, std::string> params = {}, MemoryLog* log = nullptr,
                  std::function<std::optional<std::string>(const std::string&)> answer = nullptr) {
-  fs::path dir = fs::temp_directory_path() / "gray-interp-test";
+  fs::path dir = (fs::temp_directory_path() / ("gray-interp-test-" + std::to_string(::getpid())));
   fs::create_directories(dir);
   fs::path file = dir / "p.gray";
   std::ofstream(file) << text;

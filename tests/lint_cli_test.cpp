@@ -1,4 +1,6 @@
 // `gray lint` and `gray fmt` as a user meets them: exit codes, streams, formats, configuration.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -26,7 +28,7 @@ Run gray_cli(std::vector<std::string> args) {
 
 // A fresh folder per test, marked as a project root so no gray.json above it is found.
 fs::path project(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / "gray-lint-cli" / name;
+  fs::path dir = (fs::temp_directory_path() / ("gray-lint-cli-" + std::to_string(::getpid()))) / name;
   fs::remove_all(dir);
   fs::create_directories(dir / ".git");
   return dir;
@@ -231,7 +233,8 @@ TEST_CASE("fmt: --check lists what would change, --diff shows how, and neither w
   CHECK(slurp(a) == messy);
   Run diff = gray_cli({"fmt", "--diff", a.string()});
   CHECK(diff.rc == 1);
-  CHECK(diff.out == "--- a/" + a.string() + "\n+++ b/" + a.string() +
+  // An absolute path has no a/ b/ prefixes (a relative one does, as in git).
+  CHECK(diff.out == "--- " + a.string() + "\n+++ " + a.string() +
                         "\n@@ -1,3 +1,3 @@\n-pipeline   \"x\"{\n-    param version\n+pipeline \"x\" {\n+  param version\n }\n");
   CHECK(slurp(a) == messy);
   Run clean = gray_cli({"fmt", "--check", b.string()});

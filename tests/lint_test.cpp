@@ -4,6 +4,8 @@
 // a gray.json tests the rule's configuration. Every rule has a page docs/rules/<id>.md with a
 // "### Bad" and a "### Good" example, and those examples are linted too.
 // GRAY_UPDATE_GOLDEN=1 rewrites the .expected files.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <algorithm>
 #include <filesystem>
@@ -144,7 +146,7 @@ TEST_CASE("every rule has golden files and a page, and the index lists it") {
 
 TEST_CASE("the examples on every rule page do what the page says") {
   InSourceDir here;
-  fs::path dir = fs::temp_directory_path() / "gray-rule-examples";
+  fs::path dir = (fs::temp_directory_path() / ("gray-rule-examples-" + std::to_string(::getpid())));
   fs::remove_all(dir);
   fs::create_directories(dir);
   size_t pages = 0;

@@ -1,5 +1,7 @@
 // The simulated world: what a pipeline does to traffic, registries and hosts must show in what
 // it measures, reproducibly, and survive a save and load.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
@@ -374,7 +376,7 @@ TEST_CASE("save and load give the same world", "[sim]") {
   t = 12000;
   a->advance_to(t);
 
-  fs::path file = fs::temp_directory_path() / "gray-sim-world-test.json";
+  fs::path file = fs::temp_directory_path() / ("gray-sim-world-test-" + std::to_string(::getpid()) + ".json");
   REQUIRE(a->save(file.string(), error));
   auto b = World::load(file.string(), error);
   INFO(error);

@@ -110,18 +110,28 @@ std::string Model::template_name(const Stmt& use) {
   return callee.text;
 }
 
-std::vector<Item> Model::expand(const std::vector<ast::StmtPtr>& body, const Item& parent) const {
-  std::vector<Item> out;
-  expand_into(out, body, parent, 0);
-  return out;
+const std::vector<Item>& Model::expand(const std::vector<ast::StmtPtr>& body, const Item& parent) const {
+  auto [it, fresh] = expanded_.try_emplace(Key{&body, parent.env, parent.origin});
+  if (fresh) expand_into(it->second, body, parent, 0);
+  return it->second;
 }
 
 std::optional<Item> Model::instantiate(const Item& use) const { return instantiate(use, 0); }
 
 std::optional<Item> Model::instantiate(const Item& use, int depth) const {
+  auto [cached, fresh] = instances_.try_emplace(Key{use.stmt, use.env, use.origin});
+  if (!fresh) return cached->second;
+  cached->second = instantiate_uncached(use, depth);
+  return cached->second;
+}
+
+std::optional<Item> Model::instantiate_uncached(const Item& use, int depth) const {
   const Stmt& s = *use.stmt;
   const CheckFacts::TemplateUse* tu = s.kind == StmtKind::Use ? facts_.template_of(s) : nullptr;
   if (!tu || !tu->decl || depth >= kMaxDepth || s.args.empty() || s.args[0]->kind != ExprKind::Call) return std::nullopt;
+  // A template that uses itself (directly or not) is not put in place again.
+  for (const Origin* o = use.origin; o; o = o->outer)
+    if (o->decl == tu->decl) return std::nullopt;
   // Bind the template's parameters: arguments (positional, then by name), else defaults.
   const Stmt& tmpl = *tu->decl;
   const Expr& call = *s.args[0];
@@ -145,6 +155,8 @@ std::optional<Item> Model::instantiate(const Item& use, int depth) const {
   Origin& origin = origins_.emplace_back();
   origin.use = use.origin ? use.origin->use : &s;
   origin.tmpl = template_name(s);
+  origin.decl = tu->decl;
+  origin.outer = use.origin;
   return Item{&tmpl, &env, &origin, tu->module};
 }
 
@@ -184,7 +196,7 @@ Value Model::eval(const Expr& e, const Env* env) const { return eval(e, env, 0);
 Value Model::eval_name(Span name, const Env* env, int depth) const {
   const CheckFacts::Ref* r = facts_.ref(name);
   if (!r || depth > kMaxDepth) return {};
-  if (r->what == "template parameter") {
+  if (r->template_param) {
     if (!env) return {};
     auto it = env->params.find(CheckFacts::key(r->decl));
     return it == env->params.end() ? Value{} : it->second;

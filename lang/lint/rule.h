@@ -5,6 +5,8 @@
 
 #include <deque>
 #include <functional>
+#include <map>
+#include <tuple>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,6 +46,8 @@ struct Env {
 struct Origin {
   const ast::Stmt* use = nullptr;
   std::string tmpl;
+  const ast::Stmt* decl = nullptr;   // the template
+  const Origin* outer = nullptr;     // the use this one is inside of, if any
 };
 
 // One statement as the linted pipeline sees it.
@@ -86,7 +90,7 @@ class Model {
   const std::vector<Scope>& scopes() const { return scopes_; }
 
   // The statements of a block written under `parent`, step templates put in place.
-  std::vector<Item> expand(const std::vector<ast::StmtPtr>& body, const Item& parent) const;
+  const std::vector<Item>& expand(const std::vector<ast::StmtPtr>& body, const Item& parent) const;
   // Visits every statement under a block, in order, going into `if`/`else`, `on` and `undo`
   // blocks and into used templates. The function returns false to skip an item's blocks.
   void walk(const std::vector<ast::StmtPtr>& body, const Item& parent,
@@ -124,6 +128,7 @@ class Model {
   Value eval(const ast::Expr& e, const Env* env, int depth) const;
   void expand_into(std::vector<Item>& out, const std::vector<ast::StmtPtr>& body, const Item& parent, int depth) const;
   std::optional<Item> instantiate(const Item& use, int depth) const;
+  std::optional<Item> instantiate_uncached(const Item& use, int depth) const;
 
   const Project& project_;
   int module_;
@@ -133,6 +138,10 @@ class Model {
   std::vector<Scope> scopes_;
   mutable std::deque<Env> envs_;
   mutable std::deque<Origin> origins_;
+  // Rules ask for the same blocks and templates again and again: each is expanded once.
+  using Key = std::tuple<const void*, const Env*, const Origin*>;
+  mutable std::map<Key, std::vector<Item>> expanded_;
+  mutable std::map<Key, std::optional<Item>> instances_;
 };
 
 // ---- small helpers over statements ----------------------------------------------------

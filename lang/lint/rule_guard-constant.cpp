@@ -16,7 +16,7 @@ bool live(const Model& m, const ast::Expr& root) {
     if (!r) return;
     // A template parameter of no declared type may be anything; give it the benefit of the doubt.
     if (r->kind == RefKind::Metric || r->kind == RefKind::Plugin || r->kind == RefKind::Host ||
-        (r->what == "template parameter" && r->type == plugins::Type::Any))
+        (r->template_param && r->type == plugins::Type::Any))
       found = true;
   });
   return found;

@@ -57,46 +57,72 @@ struct Found {
   size_t pos = 0, len = 0;
 };
 
-// The first credential in a piece of literal text.
+// The first credential in a piece of literal text. Every string of the file goes through
+// here, so the first character picks the patterns worth comparing.
 Found credential(const std::string& s) {
   auto token = [](char c) { return is_token_char(c); };
+  auto value = [](char c) { return c != ' ' && c != '&' && c != '\'' && c != '"'; };
   for (size_t i = 0; i < s.size(); ++i) {
     auto at = [&](std::string_view w) { return s.compare(i, w.size(), w) == 0; };
-    if (at("AKIA") && run_of(s, i + 4, upper_or_digit) >= 16) return {"an AWS access key", i, 20};
-    if ((at("ghp_") || at("gho_") || at("ghu_") || at("ghs_") || at("ghr_")) && run_of(s, i + 4, alnum) >= 30)
-      return {"a GitHub token", i, 4 + run_of(s, i + 4, alnum)};
-    if (at("github_pat_") && run_of(s, i + 11, word_char) >= 20) return {"a GitHub token", i, 11 + run_of(s, i + 11, word_char)};
-    if ((at("xoxb-") || at("xoxp-") || at("xoxa-") || at("xoxs-") || at("xoxr-")) && run_of(s, i + 5, word_char) >= 10)
-      return {"a Slack token", i, 5 + run_of(s, i + 5, word_char)};
-    if (at("-----BEGIN")) {
-      size_t k = s.find("PRIVATE KEY-----", i);
-      if (k != std::string::npos) return {"a private key", i, k + 16 - i};
-    }
-    if (at("eyJ")) {
-      size_t a = run_of(s, i, word_char);
-      if (a >= 10 && i + a < s.size() && s[i + a] == '.') {
-        size_t b = run_of(s, i + a + 1, word_char);
-        size_t c = i + a + 1 + b < s.size() && s[i + a + 1 + b] == '.' ? run_of(s, i + a + b + 2, word_char) : 0;
-        if (b >= 10 && c >= 10) return {"a JSON web token", i, a + b + c + 2};
-      }
-    }
-    if (at("Bearer ") && run_of(s, i + 7, token) >= 16) return {"a bearer token", i + 7, run_of(s, i + 7, token)};
-    if (at("Basic ") && run_of(s, i + 6, token) >= 12) return {"basic-auth credentials", i + 6, run_of(s, i + 6, token)};
-    if (at("://")) {
-      // scheme://user:password@host
-      size_t j = i + 3, colon = std::string::npos;
-      while (j < s.size() && s[j] != '/' && s[j] != '@' && s[j] != ' ') {
-        if (s[j] == ':' && colon == std::string::npos) colon = j;
-        ++j;
-      }
-      if (j < s.size() && s[j] == '@' && colon != std::string::npos && j > colon + 1) return {"a password in a URL", colon + 1, j - colon - 1};
-    }
-    for (std::string_view key : {"password=", "passwd=", "token=", "secret=", "api_key=", "apikey=", "--password ", "--password=",
-                                 "--token ", "--token=", "--secret ", "--secret=", "--api-key ", "--api-key="}) {
-      if (!at(key)) continue;
-      size_t v = i + key.size();
-      size_t n = run_of(s, v, [](char c) { return c != ' ' && c != '&' && c != '\'' && c != '"'; });
-      if (n >= 4) return {std::string(key.find("pass") != std::string_view::npos ? "a password" : "a token") + " on a command line or in a URL", v, n};
+    switch (s[i]) {
+      case 'A':
+        if (at("AKIA") && run_of(s, i + 4, upper_or_digit) >= 16) return {"an AWS access key", i, 20};
+        break;
+      case 'g':
+        if ((at("ghp_") || at("gho_") || at("ghu_") || at("ghs_") || at("ghr_")) && run_of(s, i + 4, alnum) >= 30)
+          return {"a GitHub token", i, 4 + run_of(s, i + 4, alnum)};
+        if (at("github_pat_") && run_of(s, i + 11, word_char) >= 20) return {"a GitHub token", i, 11 + run_of(s, i + 11, word_char)};
+        break;
+      case 'x':
+        if ((at("xoxb-") || at("xoxp-") || at("xoxa-") || at("xoxs-") || at("xoxr-")) && run_of(s, i + 5, word_char) >= 10)
+          return {"a Slack token", i, 5 + run_of(s, i + 5, word_char)};
+        break;
+      case 'e':
+        if (at("eyJ")) {
+          size_t a = run_of(s, i, word_char);
+          if (a >= 10 && i + a < s.size() && s[i + a] == '.') {
+            size_t b = run_of(s, i + a + 1, word_char);
+            size_t c = i + a + 1 + b < s.size() && s[i + a + 1 + b] == '.' ? run_of(s, i + a + b + 2, word_char) : 0;
+            if (b >= 10 && c >= 10) return {"a JSON web token", i, a + b + c + 2};
+          }
+        }
+        break;
+      case 'B':
+        if (at("Bearer ") && run_of(s, i + 7, token) >= 16) return {"a bearer token", i + 7, run_of(s, i + 7, token)};
+        if (at("Basic ") && run_of(s, i + 6, token) >= 12) return {"basic-auth credentials", i + 6, run_of(s, i + 6, token)};
+        break;
+      case ':':
+        if (at("://")) {
+          // scheme://user:password@host
+          size_t j = i + 3, colon = std::string::npos;
+          while (j < s.size() && s[j] != '/' && s[j] != '@' && s[j] != ' ') {
+            if (s[j] == ':' && colon == std::string::npos) colon = j;
+            ++j;
+          }
+          if (j < s.size() && s[j] == '@' && colon != std::string::npos && j > colon + 1)
+            return {"a password in a URL", colon + 1, j - colon - 1};
+        }
+        break;
+      case '-':
+        if (at("-----BEGIN")) {
+          size_t k = s.find("PRIVATE KEY-----", i);
+          if (k != std::string::npos) return {"a private key", i, k + 16 - i};
+        }
+        [[fallthrough]];
+      case 'p':
+      case 't':
+      case 's':
+      case 'a':
+        for (std::string_view key : {"password=", "passwd=", "token=", "secret=", "api_key=", "apikey=", "--password ", "--password=",
+                                     "--token ", "--token=", "--secret ", "--secret=", "--api-key ", "--api-key="}) {
+          if (key[0] != s[i] || !at(key)) continue;
+          size_t n = run_of(s, i + key.size(), value);
+          if (n >= 4)
+            return {std::string(key.find("pass") != std::string_view::npos ? "a password" : "a token") + " on a command line or in a URL",
+                    i + key.size(), n};
+        }
+        break;
+      default: break;
     }
   }
   return {};
