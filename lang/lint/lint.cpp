@@ -168,7 +168,10 @@ bool parse_config(const std::string& json_text, Config& out, std::string& error)
       error = "\"lint.rules\" must be an object of rule ids";
       return false;
     }
-    for (auto& [id, setting] : value.items()) {
+    for (auto item = value.begin(); item != value.end(); ++item) {
+      // Plain names, not a structured binding: clang 14 cannot capture those in the lambdas below.
+      const std::string id = item.key();
+      const nlohmann::json& setting = item.value();
       const Rule* rule = find_rule(id);
       if (!rule) {
         error = "unknown lint rule '" + id + "'" + suggest(id, rule_ids);
