@@ -7,7 +7,7 @@ Writes
   OUT_DIR/single/lines-10.gray ... lines-100000.gray   one pipeline each, about that many lines
   OUT_DIR/many/gray.json                              marks the project root for imports
   OUT_DIR/many/lib/common.gray                        templates the pipelines import
-  OUT_DIR/many/svc-0000.gray ... svc-0999.gray        1,000 pipelines of 60-120 lines
+  OUT_DIR/many/svc-0000.gray ... svc-0999.gray        1,000 pipelines of about 55-120 lines
 
 Everything it writes is meant to check clean (`gray check` exits 0); bench/run.sh verifies that.
 The content is deterministic for a given seed.
@@ -218,7 +218,7 @@ template judged_ramp(gw: gateway, rate: metric, canary_version: string, baseline
 
 
 def typical(i, rng):
-    """A service pipeline of 60-120 lines; most import lib/common.gray."""
+    """A service pipeline of about 55-120 lines (87 on average); most import lib/common.gray."""
     target = rng.randint(70, 122)
     name = f"svc-{i:04d}"
     uses_lib = i % 4 != 0

@@ -1782,7 +1782,10 @@ ast::Module parse(const SourceFile& file, Diagnostics& diags, const ParseLimits&
   }
 
   for (const SyntaxError& e : ps.errors) {
-    Diagnostic& d = diags.error(e.code, {file.id(), e.begin, std::max(e.begin, e.end)}, e.message);
+    // A span never reaches past the end of the file (an error "found end of file" is empty there).
+    const uint32_t size = static_cast<uint32_t>(text.size());
+    const uint32_t b = std::min(e.begin, size);
+    Diagnostic& d = diags.error(e.code, {file.id(), b, std::min(std::max(b, e.end), size)}, e.message);
     if (!e.help.empty()) d.help = e.help;
     if (e.related != UINT32_MAX) d.secondary.push_back({{file.id(), e.related, e.related + 1}, e.related_label});
   }

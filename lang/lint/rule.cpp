@@ -171,6 +171,7 @@ void Model::expand_into(std::vector<Item>& out, const std::vector<ast::StmtPtr>&
 
 void Model::walk(const std::vector<ast::StmtPtr>& body, const Item& parent,
                  const std::function<bool(const Item&, const StepCtx&)>& fn, StepCtx ctx) const {
+  if (body.empty()) return;
   for (const Item& it : expand(body, parent)) {
     if (!fn(it, ctx)) continue;
     const Stmt& s = *it.stmt;

@@ -5,7 +5,6 @@
 
 #include <deque>
 #include <functional>
-#include <map>
 #include <tuple>
 #include <memory>
 #include <optional>
@@ -140,8 +139,15 @@ class Model {
   mutable std::deque<Origin> origins_;
   // Rules ask for the same blocks and templates again and again: each is expanded once.
   using Key = std::tuple<const void*, const Env*, const Origin*>;
-  mutable std::map<Key, std::vector<Item>> expanded_;
-  mutable std::map<Key, std::optional<Item>> instances_;
+  struct KeyHash {
+    size_t operator()(const Key& k) const {
+      auto h = [](const void* p) { return std::hash<const void*>()(p); };
+      return h(std::get<0>(k)) ^ (h(std::get<1>(k)) * 31) ^ (h(std::get<2>(k)) * 1000003);
+    }
+  };
+  // Node-based maps: references to the vectors stay valid while more are added.
+  mutable std::unordered_map<Key, std::vector<Item>, KeyHash> expanded_;
+  mutable std::unordered_map<Key, std::optional<Item>, KeyHash> instances_;
 };
 
 // ---- small helpers over statements ----------------------------------------------------
