@@ -1279,9 +1279,9 @@ class Lower {
       d.help = "split it into named parts with 'let'";
     }
     if (e->depth > kMaxExprDepth) {
-      auto stub = std::make_unique<ast::Expr>(ast::ExprKind::Number, e->span);
-      stub->text = "0";
-      return stub;
+      auto placeholder = std::make_unique<ast::Expr>(ast::ExprKind::Number, e->span);
+      placeholder->text = "0";
+      return placeholder;
     }
     return e;
   }
