@@ -66,6 +66,16 @@ void emit_diagnostics(FrontEnd& fe, Format format, const std::string& color, std
 
 bool use_color(const std::string& mode);
 
+// Shared by the commands that run pipelines (cmd_plan.cpp, cmd_simulate.cpp, cmd_run.cpp).
+struct SetupError;
+// `--set name=value`, repeatable.
+std::map<std::string, std::string> set_params(const ParsedArgs& a);
+// The module index of a pipeline that loaded and checked clean; -1 after printing why not.
+int load_pipeline(FrontEnd& fe, const std::string& file, std::ostream& out, std::ostream& err, const std::string& color);
+void report_setup_error(FrontEnd& fe, const SetupError& e, const std::string& color, std::ostream& out, std::ostream& err);
+// The scenario next to a pipeline (pipelines/scenarios/<stem>/good.json), or "" when there is none.
+std::string default_scenario(const std::string& pipeline);
+
 // Subcommands.
 int cmd_check(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int cmd_plan(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);

@@ -34,10 +34,6 @@ namespace fs = std::filesystem;
 
 namespace gray {
 
-std::map<std::string, std::string> set_params(const ParsedArgs& a);
-int load_pipeline(FrontEnd& fe, const std::string& file, std::ostream& out, std::ostream& err, const std::string& color);
-void report_setup_error(FrontEnd& fe, const SetupError& e, const std::string& color, std::ostream& out, std::ostream& err);
-
 namespace {
 
 std::string slurp(const std::string& path) {
@@ -411,8 +407,7 @@ int cmd_run(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   int m = load_pipeline(*fe, s.pipeline, out, err, color);
   if (m < 0) return fe->unreadable ? kExitUsage : kExitFindings;
 
-  fs::path sc = fs::path(s.pipeline).parent_path() / "scenarios" / fs::path(s.pipeline).stem() / "good.json";
-  s.scenario = a.has("--scenario") ? a.get("--scenario") : (fs::exists(sc) ? sc.string() : "");
+  s.scenario = a.has("--scenario") ? a.get("--scenario") : default_scenario(s.pipeline);
   nlohmann::json scenario = nlohmann::json::object();
   if (!s.scenario.empty()) {
     try {

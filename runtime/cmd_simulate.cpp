@@ -16,19 +16,14 @@ namespace fs = std::filesystem;
 
 namespace gray {
 
-std::map<std::string, std::string> set_params(const ParsedArgs& a);
-int load_pipeline(FrontEnd& fe, const std::string& file, std::ostream& out, std::ostream& err, const std::string& color);
-void report_setup_error(FrontEnd& fe, const SetupError& e, const std::string& color, std::ostream& out, std::ostream& err);
-
-namespace {
-
-// The scenario next to a pipeline: pipelines/scenarios/<stem>/good.json.
 std::string default_scenario(const std::string& pipeline) {
   fs::path p(pipeline);
   fs::path s = p.parent_path() / "scenarios" / p.stem() / "good.json";
   std::error_code ec;
   return fs::exists(s, ec) ? s.string() : "";
 }
+
+namespace {
 
 nlohmann::json read_scenario(const std::string& path) {
   if (path.empty()) return nlohmann::json::object();
