@@ -45,6 +45,11 @@ class Driver {
   virtual ~Driver() = default;
   virtual Kind kind() const = 0;
   virtual Result call(const Call& call) = 0;
+  // The call that would undo the effectful `call`, read from the world as it is now, before
+  // `call` is made. The interpreter journals it ahead of the effect, so a run killed between the
+  // effect and its record still knows what to undo. nullopt: no undo is known (the effect's
+  // Result::undo is used instead), or an error reading the current state (then `call` reports it).
+  virtual std::optional<Call> undo_for(const Call& call) { return std::nullopt; }
 };
 
 // What a pipeline's `hosts` plugin knows about its hosts without doing anything.

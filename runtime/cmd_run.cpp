@@ -116,7 +116,17 @@ class JournalLog : public RunLog {
       }
       known_[key] = r;
     }
-    for (const auto& f : loaded->in_flight) known_[f.started.key] = StepRecord{f.started_at_ms, false, {}};
+    for (const auto& f : loaded->in_flight) {
+      StepRecord r{f.started_at_ms, false, {}, std::nullopt};
+      if (f.started.undo) {
+        plugins::Call c;
+        c.op = f.started.undo->op;
+        for (const auto& [k, v] : f.started.undo->args) c.args[k] = v;
+        r.planned_undo = c;
+        undo_plugin_[f.started.key] = f.started.undo->plugin;
+      }
+      known_[f.started.key] = r;
+    }
   }
 
   const StepRecord* find(const std::string& key) override {
@@ -124,7 +134,8 @@ class JournalLog : public RunLog {
     return it == known_.end() ? nullptr : &it->second;
   }
 
-  void started(const std::string& key, const std::string& op, const nlohmann::json& args, const std::string& host, double at) override {
+  void started(const std::string& key, const std::string& op, const nlohmann::json& args, const std::string& host, double at,
+               const plugins::Call* planned_undo) override {
     journal::Started s;
     s.key = key;
     s.step = key.substr(key.find(':') + 1);
@@ -133,6 +144,10 @@ class JournalLog : public RunLog {
     s.call.op = dot == std::string::npos ? op : op.substr(dot + 1);
     for (const auto& [k, v] : args.items()) s.call.args[k] = from_json(v);
     s.call.host = host;
+    if (planned_undo) {
+      undo_plugin_[key] = s.call.plugin;
+      s.undo = journal_call(s.call.plugin, *planned_undo, "");
+    }
     append(at, s);
     maybe_crash();
   }

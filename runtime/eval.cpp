@@ -1,5 +1,8 @@
 #include "runtime/eval.h"
 
+#include <cctype>
+#include <cstring>
+
 #include <cmath>
 
 #include "plugins/catalog.h"
@@ -88,7 +91,9 @@ std::map<std::string, Value> op_args(const plugins::OpSpec* op, const Expr& call
 
 }  // namespace
 
-Value interpolate(const Expr& e, const Env& env) {
+namespace {
+
+Value interpolate_parts(const Expr& e, const Env& env, bool quote) {
   std::string out;
   bool secret = false;
   for (const ast::StrPart& p : e.parts) {
@@ -101,9 +106,34 @@ Value interpolate(const Expr& e, const Env& env) {
     Value cur = *v;
     for (size_t i = 1; i < p.path.size(); ++i) cur = member_of(cur, p.path[i], p.span);
     secret |= cur.secret();
-    out += cur.text();
+    out += quote ? shell_word(cur.text()) : cur.text();
   }
   return Value::string(std::move(out), secret);
+}
+
+}  // namespace
+
+Value interpolate(const Expr& e, const Env& env) { return interpolate_parts(e, env, false); }
+
+Value eval_command(const Expr& e, const Env& env, EvalHost* host) {
+  return e.kind == ExprKind::String ? interpolate_parts(e, env, true) : eval(e, env, host);
+}
+
+std::string shell_word(std::string_view s) {
+  if (s.empty()) return "''";
+  bool plain = true;
+  for (unsigned char c : s)
+    if (!(std::isalnum(c) || std::strchr("_-./:=@%+,", c))) {
+      plain = false;
+      break;
+    }
+  if (plain) return std::string(s);
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += "'\\''";
+    else out += c;
+  }
+  return out + "'";
 }
 
 Value eval(const Expr& e, const Env& env, EvalHost* host) {

@@ -61,5 +61,11 @@ Value eval(const ast::Expr& e, const Env& env, EvalHost* host);
 bool eval_bool(const ast::Expr& e, const Env& env, EvalHost* host);
 // A string expression with its ${...} parts filled in.
 Value interpolate(const ast::Expr& e, const Env& env);
+// A shell command: a string expression whose ${...} parts are each quoted for a POSIX shell
+// (shell_word), so no value can inject shell syntax; any other expression evaluated as is.
+Value eval_command(const ast::Expr& e, const Env& env, EvalHost* host);
+// `s` as one shell word: unchanged when it holds only characters no shell treats specially
+// (letters, digits and _ - . / : = @ % + ,), else single-quoted ('it'\''s'); '' when empty.
+std::string shell_word(std::string_view s);
 
 }  // namespace gray

@@ -750,7 +750,7 @@ class Interpreter::Impl : public EvalHost {
           break;
         }
         case StmtKind::Run: {
-          Value cmd = eval(*s.args.at(0), *ctx.env, this);
+          Value cmd = eval_command(*s.args.at(0), *ctx.env, this);
           double timeout = clause_ms(s, "timeout", *ctx.env, kRunTimeoutMs);
           last_effect = co_await run_command(step, cmd, timeout);
           break;
@@ -853,9 +853,29 @@ class Interpreter::Impl : public EvalHost {
 
   // One effect through a plugin, journaled before and after; on replay a completed key is not
   // called again. Returns the key, for `undo`.
+  // A host named by `server` or `instance` travels as its name; real drivers also get its
+  // inventory record.
+  void add_host_record(Call& call) const {
+    if (!svc_.host_records) return;
+    for (const char* arg : {"server", "instance"}) {
+      auto it = call.args.find(arg);
+      if (it == call.args.end() || it->second.kind != Value::Kind::Host) continue;
+      Value host = it->second;
+      it->second = Value::string(host.str);
+      if (!host.map) continue;
+      Map vars;
+      for (const auto& [k, v] : host.fields()) {
+        if (k == "addr" || k == "port") call.args.emplace(k, v);
+        else if (k != "name" && k != "tags") vars[k] = Value::string(v.text());
+      }
+      call.args.emplace("vars", Value::of_map(std::move(vars)));
+    }
+  }
+
   Task<std::string> effect(Ctx step, std::string plugin, Call call, std::string what) {
     std::string key = key_of(step);
     call.key = key;
+    add_host_record(call);
     auto pit = plugins_.find(plugin);
     if (pit == plugins_.end()) throw StepFailed{step.path, "no plugin '" + plugin + "'"};
     Result r;
@@ -863,13 +883,22 @@ class Interpreter::Impl : public EvalHost {
     if (rec && rec->done) {
       r = rec->result;
     } else {
-      if (svc_.log) svc_.log->started(key, plugin + "." + call.op, args_json(call), step.host, sched_.now());
-      emit("step", step.stage, step.path, step.host, what);
       plugins::Driver* drv = pit->second.driver.get();
+      // The compensation is read before the effect and journaled ahead of it. A step re-entered
+      // after a crash keeps the one read the first time: the world may already have changed.
+      std::optional<Call> planned = rec ? rec->planned_undo : std::nullopt;
+      if (!rec) {
+        std::function<std::optional<Call>()> read = [drv, call] { return drv->undo_for(call); };
+        auto reading = sched_.offload<std::optional<Call>>(std::move(read));
+        planned = co_await reading;
+      }
+      if (svc_.log) svc_.log->started(key, plugin + "." + call.op, args_json(call), step.host, sched_.now(), planned ? &*planned : nullptr);
+      emit("step", step.stage, step.path, step.host, what);
       // Awaiters are named locals: g++ 12 mishandles temporaries in co_await operands.
       std::function<Result()> work = [drv, call] { return drv->call(call); };
       auto offload = sched_.offload<Result>(std::move(work));
       r = co_await offload;
+      if (r.ok() && planned) r.undo = planned;
       if (sched_.clock().is_virtual() && r.elapsed_ms > 0) {
         auto pause = sched_.sleep_for(r.elapsed_ms, nullptr);
         co_await pause;
@@ -951,7 +980,7 @@ class Interpreter::Impl : public EvalHost {
       co_return;
     }
     const Env& env = *step.env;
-    std::string target = eval(*s.args.at(0), env, this).text();
+    std::string target = (s.word.text == "cmd" ? eval_command(*s.args.at(0), env, this) : eval(*s.args.at(0), env, this)).text();
     int attempts = static_cast<int>(clause_num(s, "attempts", env, 1));
     double every = clause_ms(s, "every", env, 5000);
     double timeout = clause_ms(s, "timeout", env, 10000);
@@ -1117,7 +1146,10 @@ class Interpreter::Impl : public EvalHost {
     const Value* p = step.env->find(s.name.text);
     if (!p || p->kind != Value::Kind::Plugin) throw StepFailed{step.path, "'" + s.name.text + "' is not a plugin"};
     const PluginDecl& d = plugins_.at(p->str).decl;
-    Value subject = s.args.empty() ? Value::string(step.host) : eval(*s.args[0], *step.env, this);
+    const Value* lane_host = step.env->find("host");
+    Value subject = !s.args.empty()                                            ? eval(*s.args[0], *step.env, this)
+                    : lane_host && lane_host->kind == Value::Kind::Host ? *lane_host
+                                                                              : Value::string(step.host);
     std::string who = subject.text();
     bool is_drain = s.kind == StmtKind::Drain;
     std::string last;
@@ -1126,7 +1158,7 @@ class Interpreter::Impl : public EvalHost {
       sub.path = step.path + "." + op;
       Call c;
       c.op = op;
-      c.args[arg] = Value::string(who);
+      c.args[arg] = subject.kind == Value::Kind::Host && svc_.host_records ? subject : Value::string(who);
       (void)n;
       co_return co_await effect(sub, p->str, c, op + " " + who + " on " + p->str);
     };
@@ -1185,7 +1217,7 @@ class Interpreter::Impl : public EvalHost {
     UndoEntry u;
     u.key = last_effect.empty() ? key_of(step) : last_effect;
     if (!s.args.empty()) {
-      Value cmd = eval(*s.args[0], *step.env, this);
+      Value cmd = eval_command(*s.args[0], *step.env, this);
       std::string plugin = step.hosts_plugin.empty() ? first_plugin(Kind::Hosts) : step.hosts_plugin;
       Call c;
       c.op = "run";

@@ -40,6 +40,8 @@ struct StepRecord {
   double started_at = 0;
   bool done = false;
   plugins::Result result;
+  // For a step in flight: the compensation read before its effect (Driver::undo_for).
+  std::optional<plugins::Call> planned_undo = std::nullopt;
 };
 
 // The journal, seen from the interpreter. `find` answers from what was loaded at resume time.
@@ -47,8 +49,9 @@ class RunLog {
  public:
   virtual ~RunLog() = default;
   virtual const StepRecord* find(const std::string& key) = 0;
+  // `planned_undo`: the compensation of the effect about to happen, journaled ahead of it.
   virtual void started(const std::string& key, const std::string& op, const nlohmann::json& args, const std::string& host,
-                       double at) = 0;
+                       double at, const plugins::Call* planned_undo = nullptr) = 0;
   virtual void finished(const std::string& key, const plugins::Result& r, double at) = 0;
   // The compensation of a completed step ran, or is no longer needed (a restore settled a drain).
   virtual void undone(const std::string& key, double at) = 0;
@@ -83,6 +86,9 @@ struct Services {
   // How often to look for an answer (real time) or the answer to assume at once (simulation).
   double answer_poll_ms = 1000;
   std::function<std::optional<std::string>(const std::string& name)> getenv;
+  // Real drivers need addresses: a call whose `server` or `instance` is a host then also carries
+  // the host's inventory record as `addr`, `port` and `vars` (the other fields, as strings).
+  bool host_records = false;
 };
 
 struct RunConfig {

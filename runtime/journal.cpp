@@ -135,6 +135,7 @@ std::string format_record(const Record& r, const SecretScrubber* scrub) {
     w.str("op", e->call.op);
     w.args("args", e->call.args);
     w.str("host", e->call.host);
+    if (e->undo) w.call("undo", *e->undo);
   } else if (auto* e = std::get_if<Completed>(&r.event)) {
     w.key(e->key);
     w.value("result", e->result);
@@ -433,6 +434,7 @@ class Fields {
   const std::string& error() const { return error_; }
   bool ok() const { return error_.empty(); }
 
+  bool has(const char* name) const { return j_.contains(name); }
   const json* get(const char* name) {
     if (!ok()) return nullptr;
     auto it = j_.find(name);
@@ -565,6 +567,7 @@ std::string decode_record(const json& j, Record& r) {
       f.str("op", e.call.op);
       f.args("args", e.call.args);
       f.str("host", e.call.host);
+      if (f.has("undo")) f.call("undo", e.undo, false);
       r.event = std::move(e);
       break;
     }

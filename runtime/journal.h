@@ -81,6 +81,9 @@ struct Started {
   std::string key;   // idempotency key: run id + step path + host
   std::string step;  // step path ("canary/run#1")
   Call call;
+  // The compensation read from the world before the effect (Driver::undo_for), written ahead of
+  // it: a run killed after the effect but before `completed` still knows what to undo.
+  std::optional<Call> undo = std::nullopt;
 };
 // The effect happened; `undo` is the compensating call, if the step declared one.
 struct Completed {

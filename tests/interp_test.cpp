@@ -92,7 +92,7 @@ class MemoryLog : public RunLog {
     auto it = steps.find(key);
     return it == steps.end() ? nullptr : &it->second;
   }
-  void started(const std::string& key, const std::string&, const nlohmann::json&, const std::string&, double at) override {
+  void started(const std::string& key, const std::string&, const nlohmann::json&, const std::string&, double at, const plugins::Call*) override {
     steps[key].started_at = at;
     order.push_back(key);
   }
