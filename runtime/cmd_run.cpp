@@ -17,16 +17,19 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <thread>
 
+#include "plugins/driver.h"
 #include "plugins/sim/drivers.h"
 #include "plugins/sim/world.h"
 #include "runtime/cli.h"
 #include "runtime/eval.h"
 #include "runtime/interp.h"
 #include "runtime/journal.h"
+#include "runtime/live.h"
 #include "runtime/lock.h"
 #include "runtime/report.h"
 
@@ -268,6 +271,33 @@ class SavingDriver : public plugins::Driver {
   std::string plugin_;
 };
 
+// A real driver as the run uses it: remembers which plugin each key went to (for the journal's
+// undo records) and lets one call at a time through, except for hosts drivers, which run
+// commands on many hosts at once and are built for it.
+class JournaledDriver : public plugins::Driver {
+ public:
+  JournaledDriver(std::unique_ptr<plugins::Driver> inner, JournalLog* log, std::string plugin)
+      : inner_(std::move(inner)), log_(log), plugin_(std::move(plugin)) {}
+  plugins::Kind kind() const override { return inner_->kind(); }
+  plugins::Result call(const plugins::Call& c) override {
+    if (!c.key.empty() && log_) log_->remember_plugin(c.key, plugin_);
+    if (inner_->kind() == plugins::Kind::Hosts) return inner_->call(c);
+    std::lock_guard<std::mutex> lock(mu_);
+    return inner_->call(c);
+  }
+  std::optional<plugins::Call> undo_for(const plugins::Call& c) override {
+    if (inner_->kind() == plugins::Kind::Hosts) return inner_->undo_for(c);
+    std::lock_guard<std::mutex> lock(mu_);
+    return inner_->undo_for(c);
+  }
+
+ private:
+  std::unique_ptr<plugins::Driver> inner_;
+  JournalLog* log_;
+  std::string plugin_;
+  std::mutex mu_;
+};
+
 extern "C" void on_stop_signal(int) { Scheduler::interrupted = true; }
 
 struct RunSetup {
@@ -276,18 +306,20 @@ struct RunSetup {
   std::string run_id;
   std::string pipeline;
   std::string scenario;
+  bool simulated = false;  // the simulated world (--sim, --scenario) instead of the real drivers
   bool virtual_clock = false;
   std::map<std::string, std::string> params;
   std::string approve;
 };
 
 nlohmann::json run_json(const RunSetup& s) {
-  return {{"run", s.run_id}, {"pipeline", fs::absolute(s.pipeline).string()}, {"scenario", s.scenario},
-          {"clock", s.virtual_clock ? "virtual" : "real"}, {"params", s.params}};
+  return {{"run", s.run_id}, {"pipeline", fs::absolute(s.pipeline).string()}, {"mode", s.simulated ? "sim" : "real"},
+          {"scenario", s.scenario}, {"clock", s.virtual_clock ? "virtual" : "real"}, {"params", s.params}};
 }
 
 // Runs (or resumes) the pipeline in `fe` with the journal open. Returns the exit code.
-int execute(FrontEnd& fe, int module, const RunSetup& setup, Journal& journal, const ReplayState* loaded, sim::World& world,
+// `world` is the simulated world of a simulated run, null for a run with the real drivers.
+int execute(FrontEnd& fe, int module, const RunSetup& setup, Journal& journal, const ReplayState* loaded, sim::World* world,
             std::ostream& out, std::ostream& err, bool json_events) {
   double start = loaded ? loaded->last_at_ms : 0;
   VirtualClock vclock(start);
@@ -296,23 +328,30 @@ int execute(FrontEnd& fe, int module, const RunSetup& setup, Journal& journal, c
   Scheduler sched(clock, setup.virtual_clock ? &vclock : nullptr);
   auto now = [&clock] { return clock.now_ms(); };
   JournalLog log(journal, loaded);
-  std::unique_ptr<plugins::Prober> prober = sim::make_sim_prober(world, now);
   const std::string world_path = setup.run_dir + "/world.json";
   const std::string dir = fs::path(setup.pipeline).parent_path().string();
+  plugins::DriverEnv denv = plugins::DriverEnv::process(dir.empty() ? "." : dir);
+  denv.note = [&err](const std::string& text) { err << "gray: " << text << "\n"; };
+  std::unique_ptr<plugins::Prober> prober = world ? sim::make_sim_prober(*world, now) : nullptr;  // PROBER-WIRING
 
   Services svc;
   svc.make_driver = [&](const PluginDecl& d) -> std::unique_ptr<plugins::Driver> {
+    if (!world) return std::make_unique<JournaledDriver>(plugins::make_driver(d.kind, d.driver, d.name, d.config, denv), &log, d.name);
     Value config = d.config;
     if (auto inv = config.fields().find("inventory"); inv != config.fields().end() && fs::path(inv->second.text()).is_relative()) {
       Map m = config.fields();
       m["inventory"] = Value::string((fs::path(dir) / inv->second.text()).string());
       config = Value::of_map(std::move(m));
     }
-    return std::make_unique<SavingDriver>(sim::make_sim_driver(d.kind, d.name, config, world, now), world, world_path, &log, d.name);
+    return std::make_unique<SavingDriver>(sim::make_sim_driver(d.kind, d.name, config, *world, now), *world, world_path, &log, d.name);
   };
+  svc.host_records = world == nullptr;
   svc.prober = prober.get();
   EventPrinter printer(out, json_events ? EventPrinter::Style::JsonLines : EventPrinter::Style::Timeline);
-  svc.events = &printer;
+  // On a terminal, a status line under the timeline; plain lines otherwise (and for JSON).
+  std::optional<LiveStatus> live;
+  if (!json_events && &err == &std::cerr && LiveStatus::terminal_can_redraw()) live.emplace(printer, out, err);
+  svc.events = live ? static_cast<EventSink*>(&*live) : &printer;
   svc.log = &log;
   const std::string answer_path = setup.run_dir + "/answer";
   const std::string approve = setup.approve;
@@ -339,6 +378,9 @@ int execute(FrontEnd& fe, int module, const RunSetup& setup, Journal& journal, c
   } catch (const SetupError& e) {
     report_setup_error(fe, e, "auto", out, err);
     return e.usage ? kExitUsage : kExitFindings;
+  } catch (const plugins::DriverError& e) {
+    err << "gray: cannot start the run: " << e.what() << "\n";
+    return kExitFindings;
   }
   Scheduler::interrupted = false;
   std::signal(SIGINT, on_stop_signal);
@@ -351,10 +393,13 @@ int execute(FrontEnd& fe, int module, const RunSetup& setup, Journal& journal, c
   Outcome o = sched.run(interp.run());
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
-  std::string e;
-  world.save(world_path, e);
-  write_atomic(setup.run_dir + "/summary.json",
-               nlohmann::json{{"outcome", outcome_name(o.kind)}, {"reason", o.reason}, {"world", world.summary_json()}}.dump(2));
+  nlohmann::json summary = {{"outcome", outcome_name(o.kind)}, {"reason", o.reason}};
+  if (world) {
+    std::string e;
+    world->save(world_path, e);
+    summary["world"] = world->summary_json();
+  }
+  write_atomic(setup.run_dir + "/summary.json", summary.dump(2));
   if (!json_events) {
     out << "\noutcome: " << outcome_name(o.kind) << (o.reason.empty() ? "" : " — " + o.reason) << "\n";
     for (const std::string& u : o.remaining_undo) out << "  still to undo: " << u << "\n";
@@ -382,6 +427,7 @@ std::string latest_run(const std::string& state) {
 void add_run_options(OptionSpec& spec) {
   spec["--state-dir"] = true;
   spec["--scenario"] = true;
+  spec["--sim"] = false;
   spec["--clock"] = true;
   spec["--lock-timeout"] = true;
   spec["--approve"] = true;
@@ -411,6 +457,9 @@ int cmd_run(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   std::string clock = a.get("--clock", "real");
   if (clock != "real" && clock != "virtual") throw UsageError{"--clock takes real or virtual"};
   s.virtual_clock = clock == "virtual";
+  s.simulated = a.has("--sim") || a.has("--scenario");
+  if (s.virtual_clock && !s.simulated)
+    throw UsageError{"--clock virtual needs the simulated world (--sim or --scenario): real servers live in real time"};
   int64_t lock_timeout = 0;
   try {
     lock_timeout = a.has("--lock-timeout") ? parse_ms(a.get("--lock-timeout")) : 0;
@@ -422,18 +471,21 @@ int cmd_run(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   int m = load_pipeline(*fe, s.pipeline, out, err, color);
   if (m < 0) return fe->unreadable ? kExitUsage : kExitFindings;
 
-  s.scenario = a.has("--scenario") ? a.get("--scenario") : default_scenario(s.pipeline);
-  nlohmann::json scenario = nlohmann::json::object();
-  if (!s.scenario.empty()) {
-    try {
-      scenario = nlohmann::json::parse(slurp(s.scenario));
-    } catch (const std::exception&) {
-      throw UsageError{"scenario '" + s.scenario + "' is not valid JSON"};
-    }
-  }
   std::string error;
-  std::unique_ptr<sim::World> world = sim::World::from_scenario(scenario, error);
-  if (!world) throw UsageError{"scenario: " + error};
+  std::unique_ptr<sim::World> world;
+  if (s.simulated) {
+    s.scenario = a.has("--scenario") ? a.get("--scenario") : default_scenario(s.pipeline);
+    nlohmann::json scenario = nlohmann::json::object();
+    if (!s.scenario.empty()) {
+      try {
+        scenario = nlohmann::json::parse(slurp(s.scenario));
+      } catch (const std::exception&) {
+        throw UsageError{"scenario '" + s.scenario + "' is not valid JSON"};
+      }
+    }
+    world = sim::World::from_scenario(scenario, error);
+    if (!world) throw UsageError{"scenario: " + error};
+  }
 
   const ast::Stmt* pipeline = nullptr;
   for (const auto& item : fe->project->module(m).ast.items)
@@ -466,9 +518,10 @@ int cmd_run(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   JournalOpen jo = Journal::create(s.run_dir, h);
   if (!jo.journal) throw UsageError{jo.error};
   write_atomic(s.run_dir + "/run.json", run_json(s).dump(2));
-  if (!world->save(s.run_dir + "/world.json", error)) throw UsageError{"cannot save the simulated world: " + error};
-  if (format == Format::Text) err << "gray: run " << s.run_id << " (journal " << jo.journal->path() << ")\n";
-  return execute(*fe, m, s, *jo.journal, nullptr, *world, out, err, format == Format::Json);
+  if (world && !world->save(s.run_dir + "/world.json", error)) throw UsageError{"cannot save the simulated world: " + error};
+  if (format == Format::Text)
+    err << "gray: run " << s.run_id << (world ? " in a simulated world" : "") << " (journal " << jo.journal->path() << ")\n";
+  return execute(*fe, m, s, *jo.journal, nullptr, world.get(), out, err, format == Format::Json);
 }
 
 int cmd_resume(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -508,6 +561,7 @@ int cmd_resume(const std::vector<std::string>& args, std::ostream& out, std::ost
   }
   s.pipeline = info.value("pipeline", loaded.header.pipeline);
   s.scenario = info.value("scenario", "");
+  s.simulated = info.value("mode", "sim") == "sim";
   s.virtual_clock = info.value("clock", "real") == "virtual";
   for (const auto& [k, v] : info["params"].items()) s.params[k] = v.get<std::string>();
 
@@ -521,10 +575,13 @@ int cmd_resume(const std::vector<std::string>& args, std::ostream& out, std::ost
     return kExitFindings;
   }
   std::string error;
-  std::unique_ptr<sim::World> world = sim::World::load(s.run_dir + "/world.json", error);
-  if (!world) {
-    err << "gray: cannot resume " << s.run_id << ": " << error << "\n";
-    return kExitFindings;
+  std::unique_ptr<sim::World> world;
+  if (s.simulated) {
+    world = sim::World::load(s.run_dir + "/world.json", error);
+    if (!world) {
+      err << "gray: cannot resume " << s.run_id << ": " << error << "\n";
+      return kExitFindings;
+    }
   }
   const ast::Stmt* pipeline = nullptr;
   for (const auto& item : fe->project->module(m).ast.items)
@@ -547,7 +604,7 @@ int cmd_resume(const std::vector<std::string>& args, std::ostream& out, std::ost
   if (format == Format::Text)
     err << "gray: resuming " << s.run_id << " after " << state.completed.size() << " completed step" << (state.completed.size() == 1 ? "" : "s")
         << (state.in_flight.empty() ? "" : "; re-entering " + state.in_flight.back().started.step) << "\n";
-  return execute(*fe, m, s, *jo.journal, &state, *world, out, err, format == Format::Json);
+  return execute(*fe, m, s, *jo.journal, &state, world.get(), out, err, format == Format::Json);
 }
 
 int cmd_status(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {

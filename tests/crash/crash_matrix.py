@@ -50,7 +50,7 @@ def main():
     a = ap.parse_args()
 
     work = a.workdir or tempfile.mkdtemp(prefix="gray-crash-")
-    base = [os.path.abspath(a.gray), "run", os.path.abspath(a.pipeline), "--clock", "virtual"]
+    base = [os.path.abspath(a.gray), "run", os.path.abspath(a.pipeline), "--sim", "--clock", "virtual"]
     for s in a.set:
         base += ["--set", s]
     if a.scenario:
