@@ -85,6 +85,7 @@ int cmd_resume(const std::vector<std::string>& args, std::ostream& out, std::ost
 int cmd_status(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int cmd_promote(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int cmd_abort(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int cmd_rollback(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int cmd_force_unlock(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int cmd_fmt(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int cmd_lint(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);

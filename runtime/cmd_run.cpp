@@ -385,6 +385,18 @@ int execute(FrontEnd& fe, int module, const RunSetup& setup, Journal& journal, c
   Scheduler::interrupted = false;
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
+  // `gray abort` / `gray rollback` while no gate is waiting: the run acts on it within a second.
+  double next_look = 0;
+  sched.on_tick = [&] {
+    if (interp.at_gate() || clock.now_ms() < next_look) return;
+    next_look = clock.now_ms() + 500;
+    std::error_code ec;
+    if (!fs::exists(answer_path, ec)) return;
+    std::string a = slurp(answer_path);
+    fs::remove(answer_path, ec);
+    while (!a.empty() && (a.back() == '\n' || a.back() == ' ')) a.pop_back();
+    err << "gray: operator: " << a << ": " << interp.operator_request(a) << "\n";
+  };
   sched.on_interrupt = [&] {
     journal.append(clock.now_ms(), journal::Signal{"SIGTERM"});
     err << "gray: stopping at the next safe point...\n";
@@ -689,7 +701,8 @@ int answer(const std::vector<std::string>& args, std::ostream& out, const std::s
   std::error_code ec;
   if (!fs::exists(dir + "/" + kJournalFileName, ec)) throw UsageError{"no run '" + a.positional[0] + "'"};
   if (!write_atomic(dir + "/answer", what + "\n")) throw UsageError{"cannot write to " + dir};
-  out << "answered " << what << " for run " << a.positional[0] << "\n";
+  out << "asked run " << a.positional[0] << " to " << what
+      << ": a running run acts on it within a second (a waiting gate takes it as its answer); a stopped run, when resumed\n";
   return kExitOk;
 }
 
@@ -697,6 +710,7 @@ int answer(const std::vector<std::string>& args, std::ostream& out, const std::s
 
 int cmd_promote(const std::vector<std::string>& args, std::ostream& out, std::ostream&) { return answer(args, out, "promote"); }
 int cmd_abort(const std::vector<std::string>& args, std::ostream& out, std::ostream&) { return answer(args, out, "abort"); }
+int cmd_rollback(const std::vector<std::string>& args, std::ostream& out, std::ostream&) { return answer(args, out, "rollback"); }
 
 int cmd_force_unlock(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   OptionSpec spec;

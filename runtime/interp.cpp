@@ -368,9 +368,14 @@ class Interpreter::Impl : public EvalHost {
       std::string reason;
       std::string step;
       try {
-        auto result = co_await run_stage(st);
-        action = result.first;
-        reason = result.second;
+        if (!pending_request_.empty()) {
+          action = pending_request_;
+          reason = action == "abort" ? "aborted by the operator" : "rollback asked for by the operator";
+        } else {
+          auto result = co_await run_stage(st);
+          action = result.first;
+          reason = result.second;
+        }
       } catch (const AbortRun& a) {
         action = "abort";
         reason = a.reason;
@@ -613,6 +618,7 @@ class Interpreter::Impl : public EvalHost {
     if (state.breach) {
       std::string action = state.breach->action;
       emit("stage", name, item.path, "", "stage " + name + ": guard breached (" + state.breach->reason + "), action " + action);
+      if (state.breach->guard == "operator") co_return std::make_pair(action, state.breach->reason + " in stage " + name);
       co_return std::make_pair(action, "guard " + state.breach->guard + " breached in stage " + name + ": " + state.breach->reason);
     }
     if (stop_) co_return std::make_pair(std::string("stop"), std::string("stopped on request"));
@@ -1091,6 +1097,11 @@ class Interpreter::Impl : public EvalHost {
       if (!rec && svc_.log) svc_.log->started(key, "approve", {{"message", s.str}}, step.host, start);
       emit("approval", step.stage, step.path, step.host,
            "waiting for approval" + (s.str.empty() ? "" : ": " + s.str) + " (gray promote / gray abort)");
+      struct Waiting {
+        int& n;
+        explicit Waiting(int& count) : n(count) { ++n; }
+        ~Waiting() { --n; }
+      } waiting(gates_waiting_);
       for (;;) {
         if (svc_.answer)
           if (auto a = svc_.answer(key)) {
@@ -1589,6 +1600,8 @@ class Interpreter::Impl : public EvalHost {
   std::vector<StageItem> pipeline_guards_;
   bool traffic_moved_ = false;
   std::shared_ptr<StageState> current_stage_;
+  std::string pending_request_;  // an operator's abort / rollback that arrived between stages
+  int gates_waiting_ = 0;
   std::string current_stage_name_;
   std::string pipeline_on_breach_, pipeline_on_failure_;
   const Stmt* rollback_stmt_ = nullptr;
@@ -1604,6 +1617,18 @@ class Interpreter::Impl : public EvalHost {
     stop_ = true;
     root_scope_.cancel(sched_);
   }
+  std::string operator_request(const std::string& action) {
+    if (action != "abort" && action != "rollback") return "'" + action + "' is only an answer to an approval gate, and none is waiting";
+    if (rolling_back_) return "the run is already rolling back";
+    if (!current_stage_ || current_stage_->scope.cancelled()) {
+      pending_request_ = action;
+      return action + " at the start of the next stage";
+    }
+    emit("note", current_stage_name_, "", "", "operator asked to " + action);
+    trigger(*current_stage_, "operator", action, action == "abort" ? "aborted by the operator" : "rollback asked for by the operator");
+    return action + " now";
+  }
+  bool at_gate() const { return gates_waiting_ > 0; }
   const std::vector<PluginDecl>& decls() const { return decls_; }
   plugins::Driver* driver(const std::string& n) {
     auto it = plugins_.find(n);
@@ -1615,6 +1640,8 @@ Interpreter::Interpreter(const Project& project, int module, Scheduler& schedule
     : impl_(std::make_unique<Impl>(project, module, scheduler, std::move(services), std::move(config))) {}
 
 Interpreter::~Interpreter() = default;
+std::string Interpreter::operator_request(const std::string& action) { return impl_->operator_request(action); }
+bool Interpreter::at_gate() const { return impl_->at_gate(); }
 void Interpreter::prepare() { impl_->prepare(); }
 Task<Outcome> Interpreter::run() { return impl_->run(); }
 void Interpreter::request_stop() { impl_->request_stop(); }

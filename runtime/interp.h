@@ -115,6 +115,11 @@ class Interpreter {
 
   // Stop at the next safe point (signals); the outcome is Stopped.
   void request_stop();
+  // An operator's word while the run is not at a gate: "abort" ends it as aborted, "rollback"
+  // rolls it back, as a breached guard would. Returns what happened, for the operator.
+  std::string operator_request(const std::string& action);
+  // Whether an `approve` gate is waiting (it takes answers itself).
+  bool at_gate() const;
   const std::vector<PluginDecl>& plugin_decls() const;
   plugins::Driver* driver(const std::string& name);
 

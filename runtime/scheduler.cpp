@@ -108,6 +108,10 @@ void Scheduler::drive(std::coroutine_handle<> root, const std::function<bool()>&
     }
 
     // Real time: wait for a worker, the next timer, or a signal check, whichever comes first.
+    if (on_tick) {
+      on_tick();
+      if (!ready_.empty()) continue;
+    }
     std::unique_lock<std::mutex> lock(mu_);
     if (completed_.empty()) {
       if (timers_.empty() && busy_workers_ == 0) throw std::logic_error("the run is stuck: no task can make progress");

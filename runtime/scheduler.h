@@ -124,6 +124,9 @@ class Scheduler {
   // `on_interrupt` once, on the scheduler thread.
   static std::atomic<bool> interrupted;
   std::function<void()> on_interrupt;
+  // Real time only: called on the scheduler thread at least every 200 ms, between tasks (for
+  // operator requests such as `gray abort` on a running run).
+  std::function<void()> on_tick;
 
   // Runs tasks with at most `limit` at a time; the first exception cancels `scope` (so the others
   // stop at their next wait) and is rethrown once all have finished.
