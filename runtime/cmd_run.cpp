@@ -103,7 +103,7 @@ journal::Call journal_call(const std::string& plugin, const plugins::Call& c, co
 
 class JournalLog : public RunLog {
  public:
-  JournalLog(Journal& j, const ReplayState* loaded) : j_(j) {
+  JournalLog(Journal& j, const ReplayState* loaded) : j_(j), loaded_(loaded) {
     if (!loaded) return;
     for (const auto& [key, d] : loaded->completed) {
       StepRecord r;
@@ -117,6 +117,15 @@ class JournalLog : public RunLog {
         r.result.undo = c;
         undo_plugin_[key] = d.undo->plugin;
       }
+      known_[key] = r;
+    }
+    // A step that failed fails again on resume, with the same message: the run goes on from
+    // the failure as it would have, instead of trying the step a second time.
+    for (const auto& [key, f] : loaded->failed) {
+      StepRecord r;
+      r.done = true;
+      r.result.status = f.status == "failed" ? plugins::Result::Status::Failed : plugins::Result::Status::Error;
+      r.result.message = f.message;
       known_[key] = r;
     }
     for (const auto& f : loaded->in_flight) {
@@ -209,6 +218,22 @@ class JournalLog : public RunLog {
     if (on_stack) append(at, journal::Undone{key});
   }
 
+  std::vector<Verdict> guard_history(const std::string& guard, const std::string& stage) override {
+    std::vector<Verdict> out;
+    if (!loaded_) return out;
+    auto it = loaded_->guards.find(guard);
+    if (it == loaded_->guards.end()) return out;
+    for (const auto& v : it->second)
+      if (v.stage == stage) out.push_back({journal::verdict_name(v.verdict), v.at_ms});
+    return out;
+  }
+
+  void rolling_back(const std::string& reason, double at) override { append(at, journal::Rollback{reason}); }
+  std::optional<std::string> rollback_decided() override {
+    if (loaded_ && loaded_->rollback) return loaded_->rollback->reason;
+    return std::nullopt;
+  }
+
   void remember_plugin(const std::string& key, const std::string& plugin) { undo_plugin_[key] = plugin; }
   size_t appended() const { return appended_; }
 
@@ -241,6 +266,7 @@ class JournalLog : public RunLog {
   }
 
   Journal& j_;
+  const ReplayState* loaded_;
   std::map<std::string, StepRecord> known_;
   std::map<std::string, std::string> undo_plugin_;
   size_t appended_ = 0;
@@ -365,22 +391,34 @@ int execute(FrontEnd& fe, int module, const RunSetup& setup, Journal& journal, c
     return a;
   };
   svc.answer_poll_ms = 500;
-  svc.getenv = [](const std::string& name) -> std::optional<std::string> {
+  const bool simulated = world != nullptr;
+  svc.getenv = [simulated](const std::string& name) -> std::optional<std::string> {
     if (const char* v = std::getenv(name.c_str())) return std::string(v);
+    if (simulated) return "<" + name + ">";  // the simulated world needs no secret and sends none anywhere
     return std::nullopt;
   };
   RunConfig cfg;
   cfg.run_id = setup.run_id;
   cfg.params = setup.params;
   Interpreter interp(*fe.project, module, sched, std::move(svc), cfg);
+  // A run that cannot start still ends in its journal and summary, so `gray status` says why.
+  auto failed_to_start = [&](const std::string& reason, int code) {
+    journal.append(clock.now_ms(), journal::Outcome{journal::Outcome::Kind::Failed, "could not start: " + reason});
+    write_atomic(setup.run_dir + "/summary.json",
+                 nlohmann::json{{"outcome", "failed"}, {"reason", "could not start: " + reason}}.dump(2));
+    return code;
+  };
   try {
     interp.prepare();
   } catch (const SetupError& e) {
     report_setup_error(fe, e, "auto", out, err);
-    return e.usage ? kExitUsage : kExitFindings;
+    return failed_to_start(e.message, e.usage ? kExitUsage : kExitFindings);
   } catch (const plugins::DriverError& e) {
     err << "gray: cannot start the run: " << e.what() << "\n";
-    return kExitFindings;
+    return failed_to_start(e.what(), kExitFindings);
+  } catch (const EvalError& e) {
+    report_setup_error(fe, SetupError{e.span, e.message, false}, "auto", out, err);
+    return failed_to_start(e.message, kExitFindings);
   }
   Scheduler::interrupted = false;
   std::signal(SIGINT, on_stop_signal);

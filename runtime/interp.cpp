@@ -344,8 +344,14 @@ class Interpreter::Impl : public EvalHost {
     CancelScope guard_scope;
     std::optional<Breach> breach;
     std::string on_breach;  // the stage's `on breach` action, if any
+    std::string name;
     explicit StageState(CancelScope* parent) : scope(parent), guard_scope(parent) {}
   };
+
+  static std::string breach_reason(const StageState& st) {
+    if (st.breach->guard == "operator") return st.breach->reason + " in stage " + st.name;
+    return "guard " + st.breach->guard + " breached in stage " + st.name + ": " + st.breach->reason;
+  }
 
   Task<Outcome> run() {
     emit("run", "", "", "", "run " + cfg_.run_id + " of pipeline \"" + pipeline_->str + "\" started");
@@ -360,6 +366,7 @@ class Interpreter::Impl : public EvalHost {
     }
     rollback_stmt_ = rollback;
     rollback_env_ = rollback_env;
+    if (svc_.log) resumed_rollback_ = svc_.log->rollback_decided();
 
     Outcome out;
     for (const StageItem& st : stages) {
@@ -576,14 +583,17 @@ class Interpreter::Impl : public EvalHost {
     // Shared with the guard loops, which may wake after this stage has ended.
     auto shared_state = std::make_shared<StageState>(&root_scope_);
     StageState& state = *shared_state;
+    state.name = name;
     Settings set;
     set.env = item.env;
     gather(s.body, item.env, set, item.path + ".");
     state.on_breach = set.on_breach;
     emit("stage", name, item.path, "", s.word.text + " " + name);
 
-    // Pipeline guards watch from the moment traffic first moves to the new version.
-    for (const StageItem& g : set.guards) sched_.spawn(guard_loop(g, shared_state, name));
+    // Pipeline guards watch from the moment traffic first moves to the new version. A run
+    // resumed in its rollback needs no verdicts: it only replays its way back to the rollback.
+    if (!resumed_rollback_)
+      for (const StageItem& g : set.guards) sched_.spawn(guard_loop(g, shared_state, name));
     current_stage_ = shared_state;
     current_stage_name_ = name;
     if (traffic_moved_) start_pipeline_guards();
@@ -618,8 +628,7 @@ class Interpreter::Impl : public EvalHost {
     if (state.breach) {
       std::string action = state.breach->action;
       emit("stage", name, item.path, "", "stage " + name + ": guard breached (" + state.breach->reason + "), action " + action);
-      if (state.breach->guard == "operator") co_return std::make_pair(action, state.breach->reason + " in stage " + name);
-      co_return std::make_pair(action, "guard " + state.breach->guard + " breached in stage " + name + ": " + state.breach->reason);
+      co_return std::make_pair(action, breach_reason(state));
     }
     if (stop_) co_return std::make_pair(std::string("stop"), std::string("stopped on request"));
     if (!failure.empty()) {
@@ -842,6 +851,7 @@ class Interpreter::Impl : public EvalHost {
   Task<Value> decide(Ctx step, const Expr* e, const std::string& what) {
     std::string key = key_of(step);
     if (const StepRecord* r = svc_.log ? svc_.log->find(key) : nullptr; r && r->done) co_return r->result.value;
+    starting_something_new(step);
     Value v;
     try {
       v = eval(*e, *step.env, this);
@@ -889,6 +899,7 @@ class Interpreter::Impl : public EvalHost {
     if (rec && rec->done) {
       r = rec->result;
     } else {
+      starting_something_new(step);
       plugins::Driver* drv = pit->second.driver.get();
       // The compensation is read before the effect and journaled ahead of it. A step re-entered
       // after a crash keeps the one read the first time: the world may already have changed.
@@ -936,6 +947,7 @@ class Interpreter::Impl : public EvalHost {
     std::string key = key_of(step);
     const StepRecord* rec = svc_.log ? svc_.log->find(key) : nullptr;
     if (rec && rec->done) co_return;
+    starting_something_new(step);
     double start = rec ? rec->started_at : sched_.now();  // a resumed hold keeps its remaining time
     if (!rec && svc_.log) svc_.log->started(key, "wait", {{"ms", ms}}, step.host, start);
     emit("step", step.stage, step.path, step.host, what + " " + format_duration(ms));
@@ -950,6 +962,7 @@ class Interpreter::Impl : public EvalHost {
     std::string key = key_of(step);
     const StepRecord* rec = svc_.log ? svc_.log->find(key) : nullptr;
     if (rec && rec->done) co_return;
+    starting_something_new(step);
     double timeout = clause_ms(s, "timeout", *step.env, 600000);
     double every = clause_ms(s, "every", *step.env, 10000);
     double start = rec ? rec->started_at : sched_.now();
@@ -985,6 +998,7 @@ class Interpreter::Impl : public EvalHost {
       if (!rec->result.ok()) throw StepFailed{step.path, rec->result.message};
       co_return;
     }
+    starting_something_new(step);
     const Env& env = *step.env;
     std::string target = (s.word.text == "cmd" ? eval_command(*s.args.at(0), env, this) : eval(*s.args.at(0), env, this)).text();
     int attempts = static_cast<int>(clause_num(s, "attempts", env, 1));
@@ -1091,6 +1105,7 @@ class Interpreter::Impl : public EvalHost {
     if (rec && rec->done) {
       answer = rec->result.value.str;
     } else {
+      starting_something_new(step);
       double timeout = clause_ms(s, "timeout", *step.env, -1);
       std::string dflt = s.clause("default") ? s.clause("default")->word.text : "";
       double start = rec ? rec->started_at : sched_.now();
@@ -1347,6 +1362,9 @@ class Interpreter::Impl : public EvalHost {
     Outcome out;
     out.stage = stage;
     out.reason = reason;
+    in_rollback_ = true;
+    if (svc_.log && !resumed_rollback_ && !rollback_journaled_) svc_.log->rolling_back(reason, sched_.now());
+    rollback_journaled_ = true;
     emit("stage", "rollback", "rollback", "", "rolling back: " + reason);
     Ctx ctx{rollback_env_ ? rollback_env_ : pipeline_env_, "rollback", "rollback", "", "", &root_scope_, true};
     bool ok = true;
@@ -1408,11 +1426,20 @@ class Interpreter::Impl : public EvalHost {
                                                         : "rollback";
     int failures = 0, errors = 0;
     double failing_since = -1;
+    // A resumed run: pick up the count of trailing failures (and errors) and the evaluation
+    // schedule where the run left them.
+    double next_at = sched_.now() + every;
+    if (svc_.log) {
+      std::vector<RunLog::Verdict> past = svc_.log->guard_history(label, stage);
+      for (auto it = past.rbegin(); it != past.rend() && it->verdict == "fail"; ++it) ++failures, failing_since = it->at;
+      for (auto it = past.rbegin(); it != past.rend() && it->verdict == "error"; ++it) ++errors;
+      if (!past.empty()) next_at = std::max(sched_.now(), past.back().at + every);
+    }
     GuardSamples samples;
     try {
-      for (;;) {
+      for (bool first = true;; first = false) {
         {
-      auto sleep = sched_.sleep_for(every, &state.guard_scope);
+      auto sleep = first ? sched_.sleep_until(next_at, &state.guard_scope) : sched_.sleep_for(every, &state.guard_scope);
       co_await sleep;
     }
         std::string verdict;
@@ -1501,13 +1528,19 @@ class Interpreter::Impl : public EvalHost {
   }
 
   void start_pipeline_guards() {
-    if (!current_stage_ || current_stage_->guard_scope.cancelled()) return;
+    if (!current_stage_ || current_stage_->guard_scope.cancelled() || resumed_rollback_) return;
     for (const StageItem& g : pipeline_guards_) sched_.spawn(guard_loop(g, current_stage_, current_stage_name_));
   }
 
   void trigger(StageState& state, const std::string& guard, const std::string& action, const std::string& reason) {
     if (state.breach) return;
     state.breach = Breach{guard, action, reason};
+    // The decision is journaled at once: a run killed before its rollback begins still rolls
+    // back when resumed, instead of going on forward.
+    if (action == "rollback" && svc_.log && !resumed_rollback_ && !rollback_journaled_) {
+      svc_.log->rolling_back(breach_reason(state), sched_.now());
+      rollback_journaled_ = true;
+    }
     state.scope.cancel(sched_);
     state.guard_scope.cancel(sched_);
   }
@@ -1601,6 +1634,18 @@ class Interpreter::Impl : public EvalHost {
   bool traffic_moved_ = false;
   std::shared_ptr<StageState> current_stage_;
   std::string pending_request_;  // an operator's abort / rollback that arrived between stages
+  std::optional<std::string> resumed_rollback_;  // the journal says the run was rolling back
+  bool in_rollback_ = false;
+
+  // Called before anything new starts (an effect, a wait, a probe, a gate, a decision). A run
+  // resumed in the middle of its rollback replays what completed and rolls back at the first
+  // step that did not: it never goes further forward than it went before.
+  void starting_something_new(const Ctx& step) {
+    // A breached stage starts nothing more, even if the step in flight ignored the cancel.
+    if (step.scope && step.scope->cancelled()) throw Cancelled{};
+    if (resumed_rollback_ && !in_rollback_) throw RollbackRequested{*resumed_rollback_};
+  }
+  bool rollback_journaled_ = false;
   int gates_waiting_ = 0;
   std::string current_stage_name_;
   std::string pipeline_on_breach_, pipeline_on_failure_;

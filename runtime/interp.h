@@ -56,6 +56,18 @@ class RunLog {
   // The compensation of a completed step ran, or is no longer needed (a restore settled a drain).
   virtual void undone(const std::string& key, double at) = 0;
   virtual void event(const Event& e) = 0;
+  // The verdicts a guard gave in a stage before the run was resumed, oldest first: a resumed
+  // guard goes on counting a sustained breach instead of starting over.
+  struct Verdict {
+    std::string verdict;  // pass, fail, inconclusive, error
+    double at = 0;
+  };
+  virtual std::vector<Verdict> guard_history(const std::string& guard, const std::string& stage) { return {}; }
+  // The run decided to roll back: journaled before the first compensation.
+  virtual void rolling_back(const std::string& reason, double at) {}
+  // A resumed run that had decided to roll back: why. It replays its way to where it was and
+  // rolls back from there, starting nothing new on the way.
+  virtual std::optional<std::string> rollback_decided() { return std::nullopt; }
 };
 
 struct Outcome {

@@ -25,8 +25,8 @@ using json = nlohmann::json;
 namespace journal {
 
 namespace {
-const char* const kTypes[] = {"started", "completed", "failed",   "guard",   "phase", "stage",
-                              "weights", "undone",    "approval", "outcome", "note",  "signal"};
+const char* const kTypes[] = {"started", "completed", "failed",  "guard", "phase",  "stage",   "weights",
+                              "undone",  "approval",  "outcome", "note",  "signal", "rollback"};
 static_assert(std::size(kTypes) == std::variant_size_v<Event>);
 const char* const kVerdicts[] = {"pass", "fail", "inconclusive", "error"};
 const char* const kStageEvents[] = {"entered", "left"};
@@ -174,6 +174,8 @@ std::string format_record(const Record& r, const SecretScrubber* scrub) {
     w.str("text", e->text);
   } else if (auto* e = std::get_if<Signal>(&r.event)) {
     w.str("signal", e->name);
+  } else if (auto* e = std::get_if<Rollback>(&r.event)) {
+    w.str("reason", e->reason);
   }
   return w.done();
 }
@@ -321,6 +323,8 @@ std::optional<std::string> ReplayState::apply(const Record& r) {
     outcome = *e;
   } else if (auto* e = std::get_if<Signal>(&r.event)) {
     stop = *e;
+  } else if (auto* e = std::get_if<Rollback>(&r.event)) {
+    rollback = *e;
   }
   return std::nullopt;
 }
@@ -647,6 +651,12 @@ std::string decode_record(const json& j, Record& r) {
     case 11: {
       Signal e;
       f.str("signal", e.name);
+      r.event = std::move(e);
+      break;
+    }
+    case 12: {
+      Rollback e;
+      f.str("reason", e.reason);
       r.event = std::move(e);
       break;
     }

@@ -139,8 +139,14 @@ struct Note {
 struct Signal {
   std::string name;  // "SIGTERM"
 };
+// The run decided to roll back (a breach, a failure, an operator). Written before the first
+// compensation: a run killed while rolling back resumes its rollback, not its way forward.
+struct Rollback {
+  std::string reason;
+};
 
-using Event = std::variant<Started, Completed, Failed, Guard, Phase, Stage, Weights, Undone, Approval, Outcome, Note, Signal>;
+using Event =
+    std::variant<Started, Completed, Failed, Guard, Phase, Stage, Weights, Undone, Approval, Outcome, Note, Signal, Rollback>;
 
 // Names as written in the file ("started", "rolled-back", "inconclusive", ...).
 const char* type_name(const Event& e);
@@ -212,6 +218,7 @@ struct ReplayState {
   // How the run ended. A later record other than a note or signal clears it: the run resumed.
   std::optional<journal::Outcome> outcome;
   std::optional<journal::Signal> stop;  // a stop was requested; cleared the same way
+  std::optional<journal::Rollback> rollback;  // the run decided to roll back (never cleared)
   double last_at_ms = 0;                // the newest `at`: a virtual clock resumes from here
   uint64_t last_seq = 0;
 

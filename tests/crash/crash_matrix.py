@@ -3,7 +3,7 @@
 resume it, and check that the release ends exactly as an uninterrupted run does, with no side
 effect applied twice.
 
-usage: crash_matrix.py GRAY PIPELINE --set version=X [--scenario FILE] [--stride N] [--workdir DIR]
+usage: crash_matrix.py GRAY PIPELINE --set version=X [--scenario FILE] [--stride N] [--approve ANSWER] [--workdir DIR]
 """
 import argparse
 import json
@@ -47,6 +47,7 @@ def main():
     ap.add_argument("--scenario")
     ap.add_argument("--stride", type=int, default=1)
     ap.add_argument("--workdir")
+    ap.add_argument("--approve", help="answer approval gates with this (promote, abort, rollback)")
     a = ap.parse_args()
 
     work = a.workdir or tempfile.mkdtemp(prefix="gray-crash-")
@@ -55,6 +56,8 @@ def main():
         base += ["--set", s]
     if a.scenario:
         base += ["--scenario", os.path.abspath(a.scenario)]
+    approve = ["--approve", a.approve] if a.approve else []
+    base += approve
 
     clean = dict(os.environ)
     clean.pop("GRAY_CRASH_AFTER", None)
@@ -63,6 +66,11 @@ def main():
     if r.returncode not in (0, 1):
         print("the uninterrupted run failed:", r.stderr)
         return 1
+    if "world" not in summary(work, "reference"):
+        # The run could not start (a read before the first stage failed): nothing to crash.
+        print(f"{os.path.basename(a.pipeline)} {os.path.basename(a.scenario or 'default')}: "
+              f"the run does not start ({summary(work, 'reference')['reason']}); crash points tried 0, passed 0")
+        return 0
     want = world_state(summary(work, "reference"))
     total = records(work, "reference")
 
@@ -82,7 +90,7 @@ def main():
                 resumes += 1
                 if resumes > 3:
                     break
-                r = run([os.path.abspath(a.gray), "resume", run_id], env=clean, cwd=work)
+                r = run([os.path.abspath(a.gray), "resume", run_id] + approve, env=clean, cwd=work)
             if r.returncode not in (0, 1):
                 failures.append(f"{run_id}: resume exited {r.returncode}: {r.stderr.strip()[-300:]}")
                 continue
