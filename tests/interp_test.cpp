@@ -23,12 +23,21 @@ struct Fake {
   std::string fail_command;  // substring of a command that exits 1
   double sessions = 100;
   double sessions_drop = 30;  // per read
+  double initial_weight = 0;  // the gateway's canary share before the run
+  bool plan_undo = false;     // the gateway reads its compensation before each effect (undo_for)
 };
 
 class FakeDriver : public plugins::Driver {
  public:
-  FakeDriver(Fake& f, plugins::Kind k, std::string name) : f_(f), kind_(k), name_(std::move(name)) {}
+  FakeDriver(Fake& f, plugins::Kind k, std::string name) : f_(f), kind_(k), name_(std::move(name)), last_weight_(f.initial_weight) {}
   plugins::Kind kind() const override { return kind_; }
+  std::optional<plugins::Call> undo_for(const plugins::Call& c) override {
+    if (!f_.plan_undo || c.op != "weight") return std::nullopt;
+    plugins::Call undo;
+    undo.op = "weight";
+    undo.args["canary"] = Value::percent(last_weight_);
+    return undo;
+  }
   plugins::Result call(const plugins::Call& c) override {
     plugins::Result r;
     r.elapsed_ms = 100;
@@ -69,7 +78,7 @@ class FakeDriver : public plugins::Driver {
   Fake& f_;
   plugins::Kind kind_;
   std::string name_;
-  double last_weight_ = 0;
+  double last_weight_;
 };
 
 class Recorder : public EventSink {
@@ -281,11 +290,49 @@ TEST_CASE("a replay skips completed steps and keeps the remaining hold time") {
   REQUIRE(it != log.order.end());
   MemoryLog partial;
   for (auto k = log.order.begin(); k != it; ++k) partial.steps[*k] = log.steps[*k];
-  partial.steps[hold2] = StepRecord{log.steps[hold2].started_at, false, {}};
+  partial.steps[hold2] = StepRecord{log.steps[hold2].started_at, false, {}, std::nullopt};
   partial.order.assign(log.order.begin(), it + 1);
   Fake second;
   Run r2 = run_pipeline(kCanary, second, {{"version", "2.0"}}, &partial);
   CHECK(r2.outcome.kind == Outcome::Kind::Promoted);
   // Only the last shift is new: nothing before the crash was applied twice.
   CHECK(r2.calls == std::vector<std::string>{"edge.weight canary=100%"});
+}
+
+TEST_CASE("a step re-entered after a crash keeps the compensation read before its effect") {
+  // The run died after the gateway applied 10% but before the journal said so: the gateway
+  // already answers 10%, and reading the compensation again would say "back to 10%". The
+  // compensation journaled ahead of the effect says "back to 0%", and that is the one kept.
+  Fake first;
+  first.plan_undo = true;
+  MemoryLog full;
+  REQUIRE(run_pipeline(kCanary, first, {{"version", "2.0"}}, &full).outcome.kind == Outcome::Kind::Promoted);
+  const std::string step1 = "t:traffic.step1";
+  auto it = std::find(full.order.begin(), full.order.end(), step1);
+  REQUIRE(it != full.order.end());
+  MemoryLog log;  // the deploys completed; the first shift is in flight with its compensation
+  for (auto k = full.order.begin(); k != it; ++k) log.steps[*k] = full.steps[*k];
+  plugins::Call planned;
+  planned.op = "weight";
+  planned.args["canary"] = Value::percent(0);
+  log.steps[step1] = StepRecord{0, false, {}, planned};
+  Fake fake;
+  fake.plan_undo = true;
+  fake.initial_weight = 10;
+  fake.metric = 0.05;  // the guard breaches: the run rolls back and shows which undo it kept
+  Run r = run_pipeline(kCanary, fake, {{"version", "2.0"}}, &log);
+  CHECK(r.outcome.kind == Outcome::Kind::RolledBack);
+  REQUIRE(r.calls.size() >= 2);
+  CHECK(r.calls[0] == "edge.weight canary=10%");  // re-entered with the same key: harmless
+  CHECK(r.calls[1] == "edge.weight canary=0%");   // the compensation from before the crash
+}
+
+TEST_CASE("without a crash, the compensation read before the effect is the one used") {
+  Fake fake;
+  fake.plan_undo = true;
+  fake.initial_weight = 3;  // someone left 3% on the canary before the run: undo returns there
+  fake.metric = 0.05;
+  Run r = run_pipeline(kCanary, fake, {{"version", "2.0"}});
+  CHECK(r.outcome.kind == Outcome::Kind::RolledBack);
+  CHECK(std::find(r.calls.begin(), r.calls.end(), "edge.weight canary=3%") != r.calls.end());
 }

@@ -139,6 +139,8 @@ TEST_CASE("journal: every record type round-trips through the file", "[journal]"
       Signal{"SIGTERM"},
       Outcome{Outcome::Kind::Paused, "stop requested"},
       Stage{"traffic", Stage::Event::Left},
+      Started{"k3", "traffic/step2", weight_call(20), weight_call(5)},  // with its compensation, written ahead
+      Rollback{"guard error_rate breached in stage traffic: 2%"},
   };
   {
     auto j = make(d);
@@ -159,6 +161,13 @@ TEST_CASE("journal: every record type round-trips through the file", "[journal]"
     Record want{i + 1, at += 250, events[i]};
     CHECK(format_record(r.records[i]) == format_record(want));
   }
+  // What a resume needs of the last two: the in-flight step's compensation, and the decision.
+  ReplayState st = replay(r.records);
+  REQUIRE(st.in_flight.size() == 1);
+  REQUIRE(st.in_flight[0].started.undo);
+  CHECK(st.in_flight[0].started.undo->args.at("canary") == Value::percent(5));
+  REQUIRE(st.rollback);
+  CHECK(st.rollback->reason == "guard error_rate breached in stage traffic: 2%");
 }
 
 TEST_CASE("journal: create refuses an existing journal and leaves no temporary file", "[journal]") {

@@ -254,6 +254,7 @@ const std::string& seed_journal() {
         Approval{"canary/ok", Approval::Event::Answered, "promote", "alice"},
         Undone{"r1:w"},
         Signal{"SIGTERM"},
+        Rollback{"guard err breached in stage canary"},
         Outcome{Outcome::Kind::Paused, "stop"},
         Note{"résumé ✓"},
         Started{
@@ -280,7 +281,7 @@ void replay_program(Bytes& in) {
     // Mostly the right seq, sometimes not.
     r.seq = (op & 0xe0) == 0xe0 ? in.byte() % 8 : ++seq;
     r.at_ms = in.byte() * 10.0;
-    switch (op % 13) {
+    switch (op % 14) {
       case 0:
         r.event = Started{key, "s/" + key, Call{"p", "op", {{"a", Value::number(in.byte())}}, "h"}};
         break;
@@ -320,6 +321,9 @@ void replay_program(Bytes& in) {
         break;
       case 12:
         r.event = Started{key, "", Call{}};
+        break;
+      case 13:
+        r.event = Rollback{in.text(8)};
         break;
     }
     rs.push_back(std::move(r));
