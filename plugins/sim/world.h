@@ -113,6 +113,7 @@ struct Registry {
 struct KeyRecord {
   int calls = 0;    // calls that carried it
   int applied = 0;  // times its effect was applied (never more than 1)
+  std::string failed;  // the call ran and failed: the same key answers the same failure again
   Value value;
   std::optional<Call> undo;
 };
@@ -146,6 +147,9 @@ class World {
  public:
   // Validates the scenario (see scenario.h); nullptr and `error` on a problem.
   static std::unique_ptr<World> from_scenario(const nlohmann::json& scenario, std::string& error);
+  // A world from a scenario validated once by parse_scenario: `gray simulate --runs` starts each
+  // run from the same parsed scenario instead of reading the JSON again.
+  static std::unique_ptr<World> from_parsed(const Scenario& scenario);
   // The whole state, as written by save(): a killed run resumes against the same world.
   static std::unique_ptr<World> load(const std::string& path, std::string& error);
   bool save(const std::string& path, std::string& error) const;  // atomic: temp file + rename

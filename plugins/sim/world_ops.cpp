@@ -61,9 +61,16 @@ Result World::call(Kind kind, const std::string& instance, const Call& c, double
     r.undo = rec->undo;
     r.replayed = true;
     replays_++;
+  } else if (rec && !rec->failed.empty()) {
+    // Ran and failed under this key (a command exited non-zero): the same answer again, as a
+    // real hosts driver does from its marker, so a resumed run meets the failure it missed.
+    r = failed(rec->failed);
+    r.replayed = true;
+    replays_++;
   } else {
     r = dispatch(kind, instance, c);
-    // Only a successful call counts as applied: a failed command may be run again.
+    if (rec && r.status == Result::Status::Failed) rec->failed = r.message;
+    // Only a successful call counts as applied.
     if (effect && r.ok()) {
       if (rec) {
         rec->applied++;

@@ -115,6 +115,7 @@ struct WorldState {
     for (const auto& [k, rec] : w.keys_)
       j["keys"][k] = {{"calls", rec.calls},
                       {"applied", rec.applied},
+                      {"failed", rec.failed},
                       {"value", to_json(rec.value)},
                       {"undo", rec.undo ? call_json(*rec.undo) : json(nullptr)}};
     j["replays"] = w.replays_;
@@ -211,6 +212,7 @@ struct WorldState {
       KeyRecord kr;
       kr.calls = rec.at("calls").get<int>();
       kr.applied = rec.at("applied").get<int>();
+      kr.failed = rec.value("failed", "");
       kr.value = from_json(rec.at("value"));
       if (!rec.at("undo").is_null()) kr.undo = call_of(rec.at("undo"));
       w.keys_[k] = std::move(kr);
