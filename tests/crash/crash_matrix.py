@@ -35,7 +35,6 @@ def world_state(s):
         "hosts": w["hosts"],
         "weights": w["weights"],
         "registries": w["registries"],
-        "effects": w["effects"],
     }
 
 
@@ -72,6 +71,8 @@ def main():
               f"the run does not start ({summary(work, 'reference')['reason']}); crash points tried 0, passed 0")
         return 0
     want = world_state(summary(work, "reference"))
+    want_effects = summary(work, "reference")["world"]["effects"]
+    other_path = 0
     total = records(work, "reference")
 
     tried = passed = 0
@@ -100,8 +101,15 @@ def main():
                 failures.append(f"{run_id}: final state differs (applied twice: {twice})\n  want {want}\n  got  {got}")
                 continue
             passed += 1
+            # Same end, other way there: the time lost between the last record and the kill
+            # moved later steps, and a time-dependent world (a probe, a metric) answered
+            # differently on the way. Reported, not a failure: nothing was applied twice and
+            # the world ends the same.
+            if summary(work, run_id)["world"]["effects"] != want_effects:
+                other_path += 1
     print(f"{os.path.basename(a.pipeline)} {os.path.basename(a.scenario or 'default')}: "
-          f"{total} journal records; crash points tried {tried}, passed {passed}")
+          f"{total} journal records; crash points tried {tried}, passed {passed}"
+          + (f" ({other_path} by another path: a different number of effects)" if other_path else ""))
     for f in failures[:10]:
         print("FAIL", f)
     if not a.workdir:
