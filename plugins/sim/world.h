@@ -114,6 +114,7 @@ struct KeyRecord {
   int calls = 0;    // calls that carried it
   int applied = 0;  // times its effect was applied (never more than 1)
   std::string failed;  // the call ran and failed: the same key answers the same failure again
+  double done_at = 0;  // when the applied effect finishes (a command takes its time)
   Value value;
   std::optional<Call> undo;
 };
@@ -267,6 +268,7 @@ class World {
   Flow all_flow_;
   std::vector<Flow> version_flow_;
   std::vector<double> host_rate_, host_fail_;  // requests and failures per ms, per host
+  std::vector<Server*> pick_scratch_;          // send(): the servers a share goes to
   mutable std::recursive_mutex mu_;
 
   friend struct WorldState;  // save/load

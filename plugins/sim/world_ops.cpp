@@ -56,9 +56,11 @@ Result World::call(Kind kind, const std::string& instance, const Call& c, double
   }
   Result r;
   if (rec && rec->applied > 0) {
-    // Applied before under this key: do nothing, answer as the first time did.
+    // Applied before under this key: do nothing, answer as the first time did, once the
+    // effect has finished (a run resumed during a long command waits for the rest of it).
     r.value = rec->value;
     r.undo = rec->undo;
+    r.elapsed_ms = std::max(0.0, rec->done_at - now_);
     r.replayed = true;
     replays_++;
   } else if (rec && !rec->failed.empty()) {
@@ -76,6 +78,7 @@ Result World::call(Kind kind, const std::string& instance, const Call& c, double
         rec->applied++;
         rec->value = r.value;
         rec->undo = r.undo;
+        rec->done_at = now_ + r.elapsed_ms;
       }
       effects_.push_back({now_, k, instance, c.op, describe(c), c.key});
     }

@@ -116,6 +116,7 @@ struct WorldState {
       j["keys"][k] = {{"calls", rec.calls},
                       {"applied", rec.applied},
                       {"failed", rec.failed},
+                      {"done_at", rec.done_at},
                       {"value", to_json(rec.value)},
                       {"undo", rec.undo ? call_json(*rec.undo) : json(nullptr)}};
     j["replays"] = w.replays_;
@@ -213,6 +214,7 @@ struct WorldState {
       kr.calls = rec.at("calls").get<int>();
       kr.applied = rec.at("applied").get<int>();
       kr.failed = rec.value("failed", "");
+      kr.done_at = rec.value("done_at", 0.0);
       kr.value = from_json(rec.at("value"));
       if (!rec.at("undo").is_null()) kr.undo = call_of(rec.at("undo"));
       w.keys_[k] = std::move(kr);
