@@ -1,5 +1,9 @@
 #include "plugins/driver.h"
 
+#include "plugins/docker_registry/docker_registry.h"
+#include "plugins/http_json/http_json.h"
+#include "plugins/prometheus/prometheus.h"
+
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -110,7 +114,11 @@ struct Entry {
 
 // The real drivers, by kind and name (the names of plugins/catalog.cpp).
 const std::vector<Entry>& factories() {
-  static const std::vector<Entry> table = {};
+  static const std::vector<Entry> table = {
+      {Kind::Metrics, "prometheus", make_prometheus},
+      {Kind::Metrics, "http_json", make_http_json},
+      {Kind::Images, "docker_registry", make_docker_registry},
+  };
   return table;
 }
 

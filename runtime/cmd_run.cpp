@@ -358,7 +358,7 @@ int execute(FrontEnd& fe, int module, const RunSetup& setup, Journal& journal, c
   const std::string dir = fs::path(setup.pipeline).parent_path().string();
   plugins::DriverEnv denv = plugins::DriverEnv::process(dir.empty() ? "." : dir);
   denv.note = [&err](const std::string& text) { err << "gray: " << text << "\n"; };
-  std::unique_ptr<plugins::Prober> prober = world ? sim::make_sim_prober(*world, now) : nullptr;  // PROBER-WIRING
+  std::unique_ptr<plugins::Prober> prober = world ? sim::make_sim_prober(*world, now) : plugins::make_prober(denv);
 
   Services svc;
   svc.make_driver = [&](const PluginDecl& d) -> std::unique_ptr<plugins::Driver> {

@@ -1059,7 +1059,16 @@ class Interpreter::Impl : public EvalHost {
       }
       auto offload = sched_.offload<Result>(std::move(work));
       r = co_await offload;
-      if (r.ok() && s.word.text == "http") r = check_http(s, env, r);
+      // Any answer is judged by `expect` (a probe may expect a 404 or a 302), not only a 2xx:
+      // the prober marks non-2xx Failed, with the status in the value.
+      if (s.word.text == "http" && r.status != Result::Status::Error && r.value.kind == Value::Kind::Map &&
+          r.value.fields().count("status")) {
+        std::string prober_says = r.message;
+        r.status = Result::Status::Ok;
+        r.message.clear();
+        r = check_http(s, env, r);
+        if (!r.ok() && !prober_says.empty() && r.message.rfind("status ", 0) == 0) r.message = prober_says;
+      }
     } else {
       r.status = Result::Status::Error;
       r.message = "no prober";

@@ -31,6 +31,18 @@ bool secret_header(const std::string& name) {
          n.find("password") != std::string::npos;
 }
 
+// The request's secrets: those it names, and the values of credential headers, whole and
+// without their scheme ("Bearer abc" also hides a bare "abc", "Basic eHk=" a bare "eHk=").
+std::vector<std::string> secrets_of(const Request& r) {
+  std::vector<std::string> secrets = r.secrets;
+  for (const auto& [name, value] : r.headers)
+    if (secret_header(name) && !value.empty()) {
+      secrets.push_back(value);
+      if (size_t sp = value.find(' '); sp != std::string::npos && sp + 1 < value.size()) secrets.push_back(value.substr(sp + 1));
+    }
+  return secrets;
+}
+
 size_t on_body(char* data, size_t size, size_t n, void* user) {
   static_cast<std::string*>(user)->append(data, size * n);
   return size * n;
@@ -75,13 +87,7 @@ Client::~Client() {
 }
 
 Response Client::send(const Request& r) {
-  std::vector<std::string> secrets = r.secrets;
-  for (const auto& [name, value] : r.headers)
-    if (secret_header(name) && !value.empty()) {
-      secrets.push_back(value);
-      // "Bearer abc": the token alone must not leak either.
-      if (size_t sp = value.find(' '); sp != std::string::npos && sp + 1 < value.size()) secrets.push_back(value.substr(sp + 1));
-    }
+  const std::vector<std::string> secrets = secrets_of(r);
   const bool idempotent = r.idempotent.value_or(r.method == "GET" || r.method == "HEAD");
   const int attempts = idempotent ? 1 + std::max(0, r.retries) : 1;
   double backoff = r.backoff_ms;
@@ -156,15 +162,15 @@ std::string Response::describe(const Request& r) const {
   std::string where = r.method + " " + display_url(r.url);
   std::string tries = attempts > 1 ? " (after " + std::to_string(attempts) + " attempts)" : "";
   if (!error.empty()) return where + ": " + error + tries;
-  std::string text = body.substr(0, 200);
+  // Redact first, then cut: a secret across the cut must not show its first bytes.
+  std::string text = redact(body, secrets_of(r));
+  const bool cut = text.size() > 200;
+  text.resize(std::min<size_t>(text.size(), 200));
   for (char& c : text)
     if (c == '\n' || c == '\r' || c == '\t') c = ' ';
   while (!text.empty() && text.back() == ' ') text.pop_back();
-  if (body.size() > 200) text += "...";
-  std::vector<std::string> secrets = r.secrets;
-  for (const auto& [name, value] : r.headers)
-    if (secret_header(name) && !value.empty()) secrets.push_back(value);
-  return "HTTP " + std::to_string(status) + " from " + where + tries + (text.empty() ? "" : ": " + redact(text, secrets));
+  if (cut) text += "...";
+  return "HTTP " + std::to_string(status) + " from " + where + tries + (text.empty() ? "" : ": " + text);
 }
 
 std::string url_encode(std::string_view s) {
