@@ -130,7 +130,8 @@ std::vector<DriverSpec> make_drivers() {
                 {"nginx", T::String, false, "nginx binary"},
                 {"prefix", T::String, false, "nginx -p prefix"},
                 {"conf", T::String, false, "nginx -c configuration file"},
-                {"probe_url", T::String, false, "URL whose response carries the config generation"}},
+                {"probe_url", T::String, false, "URL whose response carries the config generation"},
+                {"status_url", T::String, false, "stub_status URL, for nginx-wide sessions and connections"}},
                "nginx by rendered include file and reload",
                {}});
   d.push_back({Kind::Gateway, "apisix",
@@ -157,6 +158,10 @@ std::vector<DriverSpec> make_drivers() {
                 {"lease_ttl", T::Duration, false, "lease TTL for registrations (default 15s)"},
                 {"username", T::String, false, "user name"},
                 {"password", T::String, false, "password", true},
+                {"service", T::String, false, "service name kratos readers filter on (default: the prefix's last part)"},
+                {"control_prefix", T::String, false, "where gray keeps parked copies and pause flags (default /gray; not under prefix)"},
+                {"canary", T::List, false, "instances that are the canary, for the weight operation (instance ids or ip:port)"},
+                {"canary_version", T::String, false, "the canary is every instance registered with this version"},
                 {"cache_refresh", T::Duration, false, "how long clients take to refresh their cached copy of the registry; lint checks drain waits against it"}},
                "etcd v3 through its JSON gateway",
                {}});
@@ -166,8 +171,11 @@ std::vector<DriverSpec> make_drivers() {
                 {"namespace", T::String, false, "namespace id"},
                 {"group", T::String, false, "group name"},
                 {"api", T::String, false, "v1 (default) or v2"},
+                {"cluster", T::String, false, "cluster name (default: DEFAULT for new registrations, every cluster when looking)"},
                 {"username", T::String, false, "user name"},
                 {"password", T::String, false, "password", true},
+                {"canary", T::List, false, "instances that are the canary, for the weight operation (instance ids or ip:port)"},
+                {"canary_version", T::String, false, "the canary is every instance registered with this version"},
                 {"cache_refresh", T::Duration, false, "how long clients take to refresh their cached copy of the registry; lint checks drain waits against it"}},
                "Nacos open API",
                {}});
@@ -175,25 +183,36 @@ std::vector<DriverSpec> make_drivers() {
                {{"address", T::String, true, "base URL"},
                 {"service", T::String, true, "service name"},
                 {"token", T::String, false, "ACL token", true},
+                {"canary", T::List, false, "instances that are the canary, for the weight operation (instance ids or ip:port)"},
+                {"canary_version", T::String, false, "the canary is every instance registered with this version"},
                 {"cache_refresh", T::Duration, false, "how long clients take to refresh their cached copy of the registry; lint checks drain waits against it"}},
                "Consul HTTP API",
                {}});
   d.push_back({Kind::Registry, "eureka",
                {{"url", T::String, true, "base URL including /eureka"},
                 {"app", T::String, true, "application name"},
+                {"heartbeat", T::Duration, false, "lease renewal interval for instances gray registers (default 30s)"},
+                {"canary", T::List, false, "instances that are the canary, for the weight operation (instance ids or ip:port)"},
+                {"canary_version", T::String, false, "the canary is every instance registered with this version"},
                 {"cache_refresh", T::Duration, false, "how long clients take to refresh their cached copy of the registry; lint checks drain waits against it"}},
                "Eureka REST",
                {}});
   d.push_back({Kind::Registry, "sim", {{"service", T::String, false, "service name"}, {"cache_refresh", T::Duration, false, "how long clients take to refresh their cached copy of the registry; lint checks drain waits against it"}}, "simulated registry", {}});
   // Hosts.
-  d.push_back({Kind::Hosts, "local", {{"inventory", T::String, false, "inventory file (JSON)"}, {"shell", T::String, false, "shell"}},
+  d.push_back({Kind::Hosts, "local",
+               {{"inventory", T::String, false, "inventory file (JSON)"},
+                {"shell", T::String, false, "shell"},
+                {"state_dir", T::String, false, "where idempotency markers are kept (default $HOME/.gray/done)"}},
                "commands on this machine", {}});
   d.push_back({Kind::Hosts, "ssh",
                {{"inventory", T::String, true, "inventory file (JSON)"},
                 {"user", T::String, false, "login user"},
                 {"key", T::String, false, "private key file"},
                 {"port", T::Number, false, "port (default 22)"},
-                {"connect_timeout", T::Duration, false, "connection timeout"}},
+                {"connect_timeout", T::Duration, false, "connection timeout"},
+                {"known_hosts", T::String, false, "known_hosts file, checked strictly (default: ssh's own)"},
+                {"options", T::List, false, "extra ssh options such as \"ProxyJump=bastion\""},
+                {"state_dir", T::String, false, "where idempotency markers are kept on each host (default $HOME/.gray/done)"}},
                "OpenSSH client with connection reuse",
                {}});
   d.push_back({Kind::Hosts, "sim", {{"hosts", T::List, false, "host names"}, {"inventory", T::String, false, "inventory file"}}, "simulated hosts", {}});
@@ -216,6 +235,14 @@ std::vector<DriverSpec> make_drivers() {
                "distribution registry v2 API",
                {}});
   d.push_back({Kind::Images, "sim", {}, "simulated image registry", {}});
+  // Any kind, from a program speaking docs/plugin-protocol.md.
+  for (Kind k : {Kind::Gateway, Kind::Registry, Kind::Hosts, Kind::Metrics, Kind::Images})
+    d.push_back({k, "external",
+                 {{"command", T::List, true, "the plugin program and its arguments (relative to the pipeline's folder)"},
+                  {"config", T::Map, false, "configuration passed to the plugin as is"},
+                  {"start_timeout", T::Duration, false, "how long the plugin may take to start and answer the handshake (default 10s)"}},
+                 "an external plugin speaking gray's JSON-lines protocol",
+                 {}});
   return d;
 }
 

@@ -1,7 +1,18 @@
 #include "plugins/driver.h"
 
+#include "plugins/apisix/apisix.h"
+#include "plugins/consul/consul.h"
 #include "plugins/docker_registry/docker_registry.h"
+#include "plugins/envoy/envoy.h"
+#include "plugins/etcd/etcd.h"
+#include "plugins/eureka/eureka.h"
+#include "plugins/external/external.h"
+#include "plugins/haproxy/haproxy.h"
+#include "plugins/hosts/local.h"
+#include "plugins/hosts/ssh.h"
 #include "plugins/http_json/http_json.h"
+#include "plugins/nacos/nacos.h"
+#include "plugins/nginx/nginx.h"
 #include "plugins/prometheus/prometheus.h"
 
 #include <chrono>
@@ -112,12 +123,33 @@ struct Entry {
   Factory make;
 };
 
+// An executable speaking the JSON-lines protocol (docs/plugin-protocol.md), as a driver of kind K.
+template <Kind K>
+std::unique_ptr<Driver> external(const std::string& instance, const Value& config, const DriverEnv& env) {
+  return make_external(K, instance, config, env);
+}
+
 // The real drivers, by kind and name (the names of plugins/catalog.cpp).
 const std::vector<Entry>& factories() {
   static const std::vector<Entry> table = {
+      {Kind::Gateway, "haproxy", make_haproxy},
+      {Kind::Gateway, "nginx", make_nginx},
+      {Kind::Gateway, "apisix", make_apisix},
+      {Kind::Gateway, "envoy", make_envoy},
+      {Kind::Registry, "etcd", make_etcd},
+      {Kind::Registry, "nacos", make_nacos},
+      {Kind::Registry, "consul", make_consul},
+      {Kind::Registry, "eureka", make_eureka},
+      {Kind::Hosts, "local", make_local},
+      {Kind::Hosts, "ssh", make_ssh},
       {Kind::Metrics, "prometheus", make_prometheus},
       {Kind::Metrics, "http_json", make_http_json},
       {Kind::Images, "docker_registry", make_docker_registry},
+      {Kind::Gateway, "external", external<Kind::Gateway>},
+      {Kind::Registry, "external", external<Kind::Registry>},
+      {Kind::Hosts, "external", external<Kind::Hosts>},
+      {Kind::Metrics, "external", external<Kind::Metrics>},
+      {Kind::Images, "external", external<Kind::Images>},
   };
   return table;
 }
