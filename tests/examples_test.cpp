@@ -8,6 +8,7 @@
 #include <regex>
 #include <sstream>
 
+#include "plugins/catalog.h"
 #include "runtime/cli.h"
 
 namespace fs = std::filesystem;
@@ -78,5 +79,25 @@ TEST_CASE("every example in docs/language.md checks clean") {
     int rc = gray::run_cli({"gray", "check", "--color=never", "--root", dir.string(), p.string()}, out, err);
     INFO("docs/language.md example starting at line " << b.line[i] << "\n" << b.code[i] << "\n" << err.str());
     CHECK(rc == 0);
+  }
+}
+
+TEST_CASE("the driver table in docs/language.md lists every driver and every field of the catalog") {
+  std::string md = slurp(fs::path(GRAY_SOURCE_DIR) / "docs/language.md");
+  std::map<std::string, std::string> rows;  // "kind driver" -> the table row
+  std::istringstream in(md);
+  std::string l;
+  std::regex row(R"(^\| (\w+) \| `(\w+)` \|.*)");
+  std::smatch m;
+  while (std::getline(in, l))
+    if (std::regex_match(l, m, row)) rows[m[1].str() + " " + m[2].str()] = l;
+  for (const gray::plugins::DriverSpec& d : gray::plugins::drivers()) {
+    std::string id = std::string(gray::plugins::kind_name(d.kind)) + " " + d.name;
+    INFO(id);
+    REQUIRE(rows.count(id));
+    for (const gray::plugins::FieldSpec& f : d.fields) {
+      INFO(f.name);
+      CHECK(rows[id].find(std::string("`") + f.name + "`") != std::string::npos);
+    }
   }
 }
