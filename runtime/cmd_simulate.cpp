@@ -39,19 +39,25 @@ nlohmann::json read_scenario(const std::string& path) {
   }
 }
 
+// The scenario, validated once: every run of `--runs` starts a fresh world from it.
+sim::Scenario parse_scenario_or_throw(const nlohmann::json& scenario) {
+  std::string error;
+  std::optional<sim::Scenario> sc = sim::parse_scenario(scenario, error);
+  if (!sc) throw UsageError{"scenario: " + error};
+  return std::move(*sc);
+}
+
 struct SimRun {
   Outcome outcome;
   double duration_ms = 0;
-  nlohmann::json world;
+  nlohmann::json world;  // only when asked for: building it costs more than a short run
   double failed = 0;
 };
 
 // One run: a fresh world from the scenario, the pipeline on a virtual clock.
-SimRun simulate_once(const Project& project, int module, const nlohmann::json& scenario, const std::string& pipeline_dir,
-                     const RunConfig& cfg, uint64_t seed, EventSink* events, const std::string& approve) {
-  std::string error;
-  std::unique_ptr<sim::World> world = sim::World::from_scenario(scenario, error);
-  if (!world) throw UsageError{"scenario: " + error};
+SimRun simulate_once(const Project& project, int module, const sim::Scenario& scenario, const std::string& pipeline_dir,
+                     const RunConfig& cfg, uint64_t seed, EventSink* events, const std::string& approve, bool want_world) {
+  std::unique_ptr<sim::World> world = sim::World::from_parsed(scenario);
   world->reseed(seed);
   VirtualClock clock;
   Scheduler sched(clock, &clock);
@@ -81,8 +87,9 @@ SimRun simulate_once(const Project& project, int module, const nlohmann::json& s
   r.outcome = sched.run(interp.run());
   world->advance_to(clock.now_ms());
   r.duration_ms = clock.now_ms();
-  r.world = world->summary_json();
-  r.failed = world->summary().total.failed;
+  sim::Summary summary = world->summary();
+  if (want_world) r.world = summary.to_json();
+  r.failed = summary.total.failed;
   return r;
 }
 
@@ -144,11 +151,12 @@ int cmd_simulate(const std::vector<std::string>& args, std::ostream& out, std::o
   const std::string color = a.get("--color", "auto");
   const std::string file = a.positional[0];
   std::string scenario_path = a.has("--scenario") ? a.get("--scenario") : default_scenario(file);
-  nlohmann::json scenario = read_scenario(scenario_path);
+  nlohmann::json scenario_json = read_scenario(scenario_path);
 
   auto fe = load_and_check(a.positional, load_options(a));
   int m = load_pipeline(*fe, file, out, err, color);
   if (m < 0) return fe->unreadable ? kExitUsage : kExitFindings;
+  const sim::Scenario scenario = parse_scenario_or_throw(scenario_json);
   RunConfig cfg;
   cfg.run_id = "sim";
   cfg.params = set_params(a);
@@ -158,7 +166,7 @@ int cmd_simulate(const std::vector<std::string>& args, std::ostream& out, std::o
     if (runs == 1) {
       EventPrinter printer(out, format == Format::Json ? EventPrinter::Style::Quiet : EventPrinter::Style::Timeline, !a.has("--no-guards"));
       if (format == Format::Text && !scenario_path.empty()) out << "scenario: " << scenario_path << "\n";
-      SimRun r = simulate_once(*fe->project, m, scenario, dir, cfg, seed, &printer, approve);
+      SimRun r = simulate_once(*fe->project, m, scenario, dir, cfg, seed, &printer, approve, true);
       if (format == Format::Json) {
         nlohmann::json events = nlohmann::json::array();
         for (const Event& e : printer.events()) events.push_back(event_json(e));
@@ -179,7 +187,7 @@ int cmd_simulate(const std::vector<std::string>& args, std::ostream& out, std::o
     }
     std::vector<RunSample> samples;
     for (long i = 0; i < runs; ++i) {
-      SimRun r = simulate_once(*fe->project, m, scenario, dir, cfg, seed + static_cast<unsigned long long>(i), nullptr, approve);
+      SimRun r = simulate_once(*fe->project, m, scenario, dir, cfg, seed + static_cast<unsigned long long>(i), nullptr, approve, false);
       samples.push_back({r.outcome.kind, r.failed, r.duration_ms});
     }
     nlohmann::json summary = summarize_runs(samples);

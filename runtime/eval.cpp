@@ -37,21 +37,70 @@ double as_number(const Value& v, Span at) {
   return v.num;
 }
 
-Value arith(const std::string& op, const Value& a, const Value& b, Span at) {
-  if (op == "+" && (a.kind == K::String || b.kind == K::String))
-    return Value::string(a.text() + b.text(), a.secret() || b.secret());
+// Appends a value's text, without copying the ones that already are text.
+void append_text(std::string& out, const Value& v) {
+  switch (v.kind) {
+    case K::String:
+    case K::Host:
+    case K::Plugin:
+    case K::Metric: out += v.str; return;
+    default: out += v.text();
+  }
+}
+
+// A binary operator, told from its text by length and characters: guards evaluate operators
+// every few seconds of virtual time, and comparing strings to literals costs a strlen and a
+// memcmp each. The parser writes no other operator; anything else counts as '/' (as before).
+enum class Op : unsigned char { And, Or, Eq, Ne, Lt, Le, Gt, Ge, Add, Sub, Mul, Div };
+
+Op binary_op(const std::string& op) {
+  if (op.size() == 3) return op == "and" ? Op::And : Op::Div;
+  if (op.size() == 2) {
+    if (op[1] != '=') return op == "or" ? Op::Or : Op::Div;
+    switch (op[0]) {
+      case '=': return Op::Eq;
+      case '!': return Op::Ne;
+      case '<': return Op::Le;
+      case '>': return Op::Ge;
+      default: return Op::Div;
+    }
+  }
+  if (op.size() == 1) {
+    switch (op[0]) {
+      case '<': return Op::Lt;
+      case '>': return Op::Gt;
+      case '+': return Op::Add;
+      case '-': return Op::Sub;
+      case '*': return Op::Mul;
+      default: return Op::Div;
+    }
+  }
+  return Op::Div;
+}
+
+bool is_comparison(Op op) { return op >= Op::Eq && op <= Op::Ge; }
+
+// `a` by value: concatenation reuses its string (metric queries are built this way per read).
+Value arith(Op op, Value a, const Value& b, Span at) {
+  if (op == Op::Add && (a.kind == K::String || b.kind == K::String)) {
+    const bool secret = a.secret() || b.secret();
+    std::string s = a.kind == K::String ? std::move(a.str) : a.text();
+    s.reserve(s.size() + (b.kind == K::String ? b.str.size() : 16));
+    append_text(s, b);
+    return Value::string(std::move(s), secret);
+  }
   double x = as_number(a, at), y = as_number(b, at);
   auto same = [&](double v) {
     Value r = a;
     r.num = v;
     return r;
   };
-  if (op == "+" || op == "-") {
+  if (op == Op::Add || op == Op::Sub) {
     // Mixed number/percent: compare as fractions, keep the left operand's unit.
     if (a.kind != b.kind) y = a.kind == K::Percent ? b.scalar() * 100 : b.scalar();
-    return same(op == "+" ? x + y : x - y);
+    return same(op == Op::Add ? x + y : x - y);
   }
-  if (op == "*") {
+  if (op == Op::Mul) {
     if (a.kind == K::Number) {
       Value r = b;
       r.num = x * y;
@@ -65,15 +114,15 @@ Value arith(const std::string& op, const Value& a, const Value& b, Span at) {
   return same(x / (b.kind == K::Percent ? b.scalar() : y));
 }
 
-bool compare(const std::string& op, const Value& a, const Value& b, Span at) {
-  if (op == "==") return a == b;
-  if (op == "!=") return a != b;
+bool compare(Op op, const Value& a, const Value& b, Span at) {
+  if (op == Op::Eq) return a == b;
+  if (op == Op::Ne) return a != b;
   if (a.is_null() || b.is_null()) fail(at, "a value has no data");
   double x = a.is_numeric() ? a.scalar() : as_number(a, at);
   double y = b.is_numeric() ? b.scalar() : as_number(b, at);
-  if (op == "<") return x < y;
-  if (op == "<=") return x <= y;
-  if (op == ">") return x > y;
+  if (op == Op::Lt) return x < y;
+  if (op == Op::Le) return x <= y;
+  if (op == Op::Gt) return x > y;
   return x >= y;
 }
 
@@ -94,19 +143,27 @@ std::map<std::string, Value> op_args(const plugins::OpSpec* op, const Expr& call
 namespace {
 
 Value interpolate_parts(const Expr& e, const Env& env, bool quote) {
+  // One allocation for the usual case: the literal text plus a short value per placeholder.
+  size_t size = 0;
+  for (const ast::StrPart& p : e.parts) size += p.is_var ? 16 : p.text.size();
   std::string out;
+  out.reserve(size);
   bool secret = false;
   for (const ast::StrPart& p : e.parts) {
     if (!p.is_var) {
       out += p.text;
       continue;
     }
-    const Value* v = env.find(p.path.at(0));
-    if (!v) fail(p.span, "'" + p.path[0] + "' has no value here");
-    Value cur = *v;
-    for (size_t i = 1; i < p.path.size(); ++i) cur = member_of(cur, p.path[i], p.span);
-    secret |= cur.secret();
-    out += quote ? shell_word(cur.text()) : cur.text();
+    const Value* cur = env.find(p.path.at(0));
+    if (!cur) fail(p.span, "'" + p.path[0] + "' has no value here");
+    Value member;  // only for paths such as host.addr
+    for (size_t i = 1; i < p.path.size(); ++i) {
+      member = member_of(*cur, p.path[i], p.span);
+      cur = &member;
+    }
+    secret |= cur->secret();
+    if (quote) out += shell_word(cur->text());
+    else append_text(out, *cur);
   }
   return Value::string(std::move(out), secret);
 }
@@ -114,6 +171,50 @@ Value interpolate_parts(const Expr& e, const Env& env, bool quote) {
 }  // namespace
 
 Value interpolate(const Expr& e, const Env& env) { return interpolate_parts(e, env, false); }
+
+const Value* plugin_callee(const Expr& e, const Env& env) {
+  if (e.kind != ExprKind::Call) return nullptr;
+  const Expr& callee = *e.items.at(0);
+  if (callee.kind != ExprKind::Member || callee.items.at(0)->kind != ExprKind::Name) return nullptr;
+  const Value* v = env.find(callee.items[0]->text);
+  return v && v->kind == K::Plugin ? v : nullptr;
+}
+
+std::map<std::string, Value> call_args(const Expr& call, const Env& env, EvalHost* host) { return op_args(nullptr, call, env, host); }
+
+bool reads_nothing(const Expr& e, const Env& env) {
+  switch (e.kind) {
+    case ExprKind::Call: return false;  // metrics, env(), plugin reads (len/min/max are not worth telling apart)
+    case ExprKind::Name: {
+      const Value* v = env.find(e.text);
+      return !v || v->kind != K::Metric;
+    }
+    case ExprKind::Member: {
+      const Expr& obj = *e.items.at(0);
+      if (obj.kind == ExprKind::Name)
+        if (const Value* v = env.find(obj.text); v && v->kind == K::Plugin) return false;
+      break;
+    }
+    default: break;
+  }
+  for (const ast::ExprPtr& i : e.items)
+    if (!reads_nothing(*i, env)) return false;
+  for (const ast::Field& f : e.fields)
+    if (!reads_nothing(*f.value, env)) return false;
+  return true;
+}
+
+bool identical(const Value& a, const Value& b) {
+  if (a.kind != b.kind || a.num != b.num || a.flag != b.flag || a.str != b.str) return false;
+  const List &la = a.items(), &lb = b.items();
+  const Map &ma = a.fields(), &mb = b.fields();
+  if (la.size() != lb.size() || ma.size() != mb.size()) return false;
+  for (size_t i = 0; i < la.size(); ++i)
+    if (!identical(la[i], lb[i])) return false;
+  for (auto i = ma.begin(), j = mb.begin(); i != ma.end(); ++i, ++j)
+    if (i->first != j->first || !identical(i->second, j->second)) return false;
+  return true;
+}
 
 Value eval_command(const Expr& e, const Env& env, EvalHost* host) {
   return e.kind == ExprKind::String ? interpolate_parts(e, env, true) : eval(e, env, host);
@@ -176,12 +277,9 @@ Value eval(const Expr& e, const Env& env, EvalHost* host) {
     }
     case ExprKind::Call: {
       const Expr& callee = *e.items.at(0);
-      if (callee.kind == ExprKind::Member && callee.items.at(0)->kind == ExprKind::Name) {
-        const Value* v = env.find(callee.items[0]->text);
-        if (v && v->kind == K::Plugin) {
-          if (!host) throw NotStatic{e.span};
-          return host->plugin_read(v->str, callee.text, op_args(nullptr, e, env, host), e.span);
-        }
+      if (const Value* v = plugin_callee(e, env)) {
+        if (!host) throw NotStatic{e.span};
+        return host->plugin_read(v->str, callee.text, op_args(nullptr, e, env, host), e.span);
       }
       if (callee.kind != ExprKind::Name) fail(callee.span, "this cannot be called");
       const std::string& fn = callee.text;
@@ -223,17 +321,17 @@ Value eval(const Expr& e, const Env& env, EvalHost* host) {
       return v;
     }
     case ExprKind::Binary: {
-      const std::string& op = e.text;
-      if (op == "and" || op == "or") {
+      const Op op = binary_op(e.text);
+      if (op == Op::And || op == Op::Or) {
         bool a = eval_bool(*e.items.at(0), env, host);
-        if (op == "and" && !a) return Value::boolean(false);
-        if (op == "or" && a) return Value::boolean(true);
+        if (op == Op::And && !a) return Value::boolean(false);
+        if (op == Op::Or && a) return Value::boolean(true);
         return Value::boolean(eval_bool(*e.items.at(1), env, host));
       }
       Value a = eval(*e.items.at(0), env, host);
       Value b = eval(*e.items.at(1), env, host);
-      if (op == "==" || op == "!=" || op == "<" || op == "<=" || op == ">" || op == ">=") return Value::boolean(compare(op, a, b, e.span));
-      return arith(op, a, b, e.span);
+      if (is_comparison(op)) return Value::boolean(compare(op, a, b, e.span));
+      return arith(op, std::move(a), b, e.span);
     }
   }
   fail(e.span, "cannot evaluate this expression");

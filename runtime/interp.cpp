@@ -230,68 +230,153 @@ class Interpreter::Impl : public EvalHost {
 
   // ---- EvalHost ----
 
-  Value plugin_read(const std::string& plugin, const std::string& op, const std::map<std::string, Value>& args, Span at) override {
-    auto it = plugins_.find(plugin);
-    if (it == plugins_.end()) throw EvalError{at, "no plugin '" + plugin + "'"};
-    Call c;
-    c.op = op;
-    // Positional arguments arrive as arg0, arg1...: give them the operation's parameter names.
-    const plugins::OpSpec* spec = plugins::find_op(it->second.decl.kind, op);
-    for (const auto& [k, v] : args) {
-      std::string name = k;
-      if (spec && k.rfind("arg", 0) == 0) {
-        size_t i = static_cast<size_t>(std::atoi(k.c_str() + 3));
-        if (i < spec->params.size()) name = spec->params[i].name;
-      }
-      c.args[name] = v;
-    }
-    if (!metric_name_.empty()) {
-      c.args["metric"] = Value::string(metric_name_);
-      c.args["params"] = Value::of_map(metric_params_);
-    }
-    // Reads are quick and have no effect: they run inline, and the decision they feed is what
-    // gets journaled.
-    Result r = it->second.driver->call(c);
-    if (r.status == Result::Status::NoData) throw NoData{metric_name_.empty() ? plugin + "." + op : metric_name_, at};
-    if (!r.ok()) throw EvalError{at, plugin + "." + op + ": " + (r.message.empty() ? "failed" : r.message)};
-    return r.value;
-  }
+  struct Instance {
+    PluginDecl decl;
+    std::unique_ptr<plugins::Driver> driver;
+  };
 
-  Value metric(const std::string& name, const std::vector<Value>& args, Span at) override {
-    std::string cache_key;
-    if (metric_cache_) {
-      cache_key = name;
-      for (const Value& a : args) cache_key += "\x1f" + a.text();
-      if (auto c = metric_cache_->find(cache_key); c != metric_cache_->end()) return c->second;
-    }
-    Value v = read_metric(name, args, at);
-    if (metric_cache_) (*metric_cache_)[cache_key] = v;
+  Value plugin_read(const std::string& plugin, const std::string& op, const std::map<std::string, Value>& args, Span at) override {
+    std::optional<NoData> missing;
+    Value v = read_plugin(plugin, op, args, at, missing);
+    if (missing) throw std::move(*missing);
     return v;
   }
 
-  Value read_metric(const std::string& name, const std::vector<Value>& args, Span at) {
+  // The ..._value / read_... / send_read functions below report a read that found nothing in
+  // `missing` instead of throwing NoData: guards read metrics every 30 s, and unwinding an
+  // exception through the evaluator costs more than the read itself.
+  Value read_plugin(const std::string& plugin, const std::string& op, const std::map<std::string, Value>& args, Span at,
+                    std::optional<NoData>& missing) {
+    auto it = plugins_.find(plugin);
+    if (it == plugins_.end()) throw EvalError{at, "no plugin '" + plugin + "'"};
+    return send_read(it->second, plugin, read_call(it->second, op, args), at, metric_name_, missing);
+  }
+
+  // The call of a read, as its driver receives it.
+  Call read_call(const Instance& instance, const std::string& op, const std::map<std::string, Value>& args) const {
+    Call c;
+    c.op = op;
+    // Positional arguments arrive as arg0, arg1...: give them the operation's parameter names.
+    const plugins::OpSpec* spec = plugins::find_op(instance.decl.kind, op);
+    for (const auto& [k, v] : args) {
+      if (spec && k.rfind("arg", 0) == 0) {
+        size_t i = static_cast<size_t>(std::atoi(k.c_str() + 3));
+        if (i < spec->params.size()) {
+          c.args[spec->params[i].name] = v;
+          continue;
+        }
+      }
+      c.args[k] = v;
+    }
+    if (!metric_name_.empty()) {
+      c.args["metric"] = Value::string(metric_name_);
+      c.args["params"] = metric_params_;
+    }
+    return c;
+  }
+
+  // `metric`: the metric being read, if any, for the no-data message.
+  Value send_read(Instance& instance, const std::string& plugin, const Call& c, Span at, const std::string& metric,
+                  std::optional<NoData>& missing) {
+    // Reads are quick and have no effect: they run inline, and the decision they feed is what
+    // gets journaled.
+    Result r = instance.driver->call(c);
+    if (r.status == Result::Status::NoData) {
+      missing = NoData{metric.empty() ? plugin + "." + c.op : metric, at};
+      return {};
+    }
+    if (!r.ok()) throw EvalError{at, plugin + "." + c.op + ": " + (r.message.empty() ? "failed" : r.message)};
+    return std::move(r.value);
+  }
+
+  Value metric(const std::string& name, const std::vector<Value>& args, Span at) override {
+    std::optional<NoData> missing;
+    Value v = metric_value(name, args, at, missing);
+    if (missing) throw std::move(*missing);
+    return v;
+  }
+
+  Value metric_value(const std::string& name, const std::vector<Value>& args, Span at, std::optional<NoData>& missing) {
+    std::string cache_key;
+    if (metric_cache_) {
+      cache_key = name;
+      for (const Value& a : args) {
+        cache_key += '\x1f';
+        cache_key += a.text();
+      }
+      for (const auto& [key, cached] : *metric_cache_)
+        if (key == cache_key) return cached;
+    }
+    Value v = read_metric(name, args, at, missing);
+    if (metric_cache_ && !missing) metric_cache_->emplace_back(std::move(cache_key), v);
+    return v;
+  }
+
+  // A metric whose declaration is one plugin read with arguments that read nothing themselves
+  // (the usual prom.query("...${v}...")) sends the same call every time for the same metric
+  // arguments, once the pipeline's scope is complete: the call is built once and kept.
+  struct PreparedRead {
+    std::string metric;
+    std::vector<Value> args;
+    Instance* instance;
+    std::string plugin;
+    Call call;
+    Span at;
+  };
+  std::vector<PreparedRead> prepared_reads_;
+
+  PreparedRead* prepared_read(const std::string& metric, const std::vector<Value>& args) {
+    for (PreparedRead& p : prepared_reads_)
+      if (p.metric == metric && p.args.size() == args.size() && std::equal(args.begin(), args.end(), p.args.begin(), identical))
+        return &p;
+    return nullptr;
+  }
+
+  Value read_metric(const std::string& name, const std::vector<Value>& args, Span at, std::optional<NoData>& missing) {
     auto it = metrics_.find(name);
     if (it == metrics_.end()) throw EvalError{at, "no metric '" + name + "'"};
     const Stmt& decl = *it->second.stmt;
-    auto env = std::make_shared<Env>(it->second.env);
-    Map params;
-    for (size_t i = 0; i < decl.params.size() && i < args.size(); ++i) {
-      env->set(decl.params[i].name.text, args[i]);
-      params[decl.params[i].name.text] = args[i];
-    }
-    struct Restore {
-      Impl& self;
-      std::string name;
+    Value v;
+    if (PreparedRead* p = prepared_read(name, args)) {
+      v = send_read(*p->instance, p->plugin, p->call, p->at, name, missing);
+    } else {
+      Env env(it->second.env);
       Map params;
-      ~Restore() {
-        self.metric_name_ = name;
-        self.metric_params_ = params;
+      for (size_t i = 0; i < decl.params.size() && i < args.size(); ++i) {
+        env.set(decl.params[i].name.text, args[i]);
+        params[decl.params[i].name.text] = args[i];
       }
-    } restore{*this, metric_name_, metric_params_};
-    metric_name_ = name;
-    metric_params_ = params;
-    Value v = eval(*decl.value, *env, this);
-    if (v.is_null()) throw NoData{name, at};
+      // The plugin read inside learns which metric asks, with which arguments; a metric read
+      // while evaluating another puts the outer one back when it is done.
+      struct Restore {
+        Impl& self;
+        std::string name;
+        Value params;
+        ~Restore() {
+          self.metric_name_ = std::move(name);
+          self.metric_params_ = std::move(params);
+        }
+      } restore{*this, std::exchange(metric_name_, name), std::exchange(metric_params_, Value::of_map(std::move(params)))};
+      // The usual declaration is one plugin read (prom.query("...")): read it here, as eval
+      // would, so that no data comes back without an exception.
+      const Value* plugin = plugin_callee(*decl.value, env);
+      auto instance = plugin ? plugins_.find(plugin->str) : plugins_.end();
+      if (instance != plugins_.end()) {
+        const std::string& op = decl.value->items[0]->text;
+        Call call = read_call(instance->second, op, call_args(*decl.value, env, this));
+        if (pipeline_env_ && std::all_of(decl.value->fields.begin(), decl.value->fields.end(),
+                                         [&](const ast::Field& f) { return reads_nothing(*f.value, env); }))
+          prepared_reads_.push_back({name, args, &instance->second, plugin->str, call, decl.value->span});
+        v = send_read(instance->second, plugin->str, call, decl.value->span, name, missing);
+      } else {
+        v = eval(*decl.value, env, this);
+      }
+    }
+    if (missing) return {};
+    if (v.is_null()) {
+      missing = NoData{name, at};
+      return {};
+    }
     const std::string& unit = decl.word.text;
     double n = v.num;
     if (unit == "ms") return Value::duration_ms(n);
@@ -1457,9 +1542,7 @@ class Interpreter::Impl : public EvalHost {
           if (s.word.text == "compare") {
             Value a = eval(*s.args.at(0), env, this);
             Value b;
-            try {
-              b = eval(*s.args.at(1), env, this);
-            } catch (const NoData&) {
+            if (!eval_unless_no_data(*s.args.at(1), env, b)) {
               // Nothing to compare with (the baseline serves no traffic at 100%): no verdict.
               publish_guard(stage, label, "pending", "no baseline data");
               continue;
@@ -1468,24 +1551,31 @@ class Interpreter::Impl : public EvalHost {
             samples.canary.push_back(a.scalar());
             samples.baseline.push_back(b.scalar());
             double ca = mean(samples.canary), ba = mean(samples.baseline);
-            detail = "canary " + fmt(ca) + " vs baseline " + fmt(ba) + " (" + std::to_string(samples.canary.size()) + " samples)";
             if (static_cast<int>(samples.canary.size()) < min_samples) verdict = "pending";
             else verdict = ca <= ba * (1 + tol) + 1e-12 ? "pass" : "fail";
+            // Only events and breaches show it: formatting numbers costs more than the judging.
+            if (listening() || verdict == "fail")
+              detail = "canary " + fmt(ca) + " vs baseline " + fmt(ba) + " (" + std::to_string(samples.canary.size()) + " samples)";
           } else if (s.word.text == "probe") {
             Ctx pctx{g.env, g.path, stage, "", "", &state.guard_scope};
             Result r = co_await probe_once(pctx, s, eval(*s.args.at(0), env, this).text(), clause_ms(s, "timeout", env, 10000));
             verdict = r.ok() ? "pass" : "fail";
             detail = r.ok() ? "probe ok" : r.message;
           } else {
-            // Read each metric once per evaluation: the values shown are the ones judged.
-            std::map<std::string, Value> cache;
+            // Read each metric once per evaluation: the values shown are the ones judged. The
+            // evaluation runs without suspending, so every guard can reuse the same buffers.
+            MetricCache& cache = guard_cache_;
+            cache.clear();
             struct Cache {
               Impl& self;
               ~Cache() { self.metric_cache_ = nullptr; }
             } scope{*this};
             metric_cache_ = &cache;
-            detail = guard_values(*s.args.at(0), env);
+            GuardValues& shown = guard_shown_;
+            shown.clear();
+            read_guard_values(*s.args.at(0), env, shown);
             verdict = eval_bool(*s.args.at(0), env, this) ? "pass" : "fail";
+            if (listening() || verdict == "fail") detail = guard_values_text(shown);
           }
           errors = 0;
         } catch (const NoData& nd) {
@@ -1562,23 +1652,47 @@ class Interpreter::Impl : public EvalHost {
 
   static std::string fmt(double v) { return Value::number(std::round(v * 1e6) / 1e6).text(); }
 
-  // The metrics a condition reads, with their values, for timelines: "error_rate=0.012".
-  std::string guard_values(const Expr& e, const Env& env) {
+  // The metrics a condition reads, with their values, read in the order they appear (before
+  // the condition itself, which then finds them in the metric cache).
+  using GuardValues = std::vector<std::pair<const std::string*, Value>>;
+  void read_guard_values(const Expr& x, const Env& env, GuardValues& out) {
+    if (x.kind == ExprKind::Name || x.kind == ExprKind::Call) {
+      const Expr& head = x.kind == ExprKind::Call ? *x.items.at(0) : x;
+      if (head.kind == ExprKind::Name)
+        if (const Value* v = env.find(head.text); v && v->kind == Value::Kind::Metric) {
+          out.emplace_back(&head.text, eval(x, env, this));
+          return;
+        }
+    }
+    for (const ast::ExprPtr& i : x.items) read_guard_values(*i, env, out);
+  }
+  // For timelines: "error_rate=0.012, p99=120ms".
+  static std::string guard_values_text(const GuardValues& values) {
     std::string out;
-    std::function<void(const Expr&)> walk = [&](const Expr& x) {
-      if (x.kind == ExprKind::Name || x.kind == ExprKind::Call) {
-        const Expr& head = x.kind == ExprKind::Call ? *x.items.at(0) : x;
-        if (head.kind == ExprKind::Name)
-          if (const Value* v = env.find(head.text); v && v->kind == Value::Kind::Metric) {
-            Value got = eval(x, env, this);
-            out += (out.empty() ? "" : ", ") + head.text + "=" + got.text();
-            return;
-          }
-      }
-      for (const ast::ExprPtr& i : x.items) walk(*i);
-    };
-    walk(e);
+    for (const auto& [name, value] : values) out += (out.empty() ? "" : ", ") + *name + "=" + value.text();
     return out;
+  }
+
+  // A compare guard's baseline: false when it has no data. The exception stops here, in a small
+  // frame: unwinding it through the guard's coroutine frame costs more than the whole read.
+  bool eval_unless_no_data(const Expr& e, const Env& env, Value& out) {
+    try {
+      // A metric written directly (error_rate(previous), p99) is read as eval would read it,
+      // with no exception at all when it has no data.
+      const Expr& head = e.kind == ExprKind::Call ? *e.items.at(0) : e;
+      if ((e.kind == ExprKind::Call || e.kind == ExprKind::Name) && head.kind == ExprKind::Name)
+        if (const Value* m = env.find(head.text); m && m->kind == Value::Kind::Metric) {
+          std::vector<Value> args;
+          for (const ast::Field& f : e.fields) args.push_back(eval(*f.value, env, this));
+          std::optional<NoData> missing;
+          out = metric_value(m->str, args, e.span, missing);
+          return !missing;
+        }
+      out = eval(e, env, this);
+      return true;
+    } catch (const NoData&) {
+      return false;
+    }
   }
 
   std::string guard_text(const Stmt& s) {
@@ -1589,6 +1703,7 @@ class Interpreter::Impl : public EvalHost {
   }
 
   void publish_guard(const std::string& stage, const std::string& guard, const std::string& verdict, const std::string& detail) {
+    if (!listening()) return;  // `simulate --runs`: nobody reads events, building them is the cost
     Event e;
     e.kind = "guard";
     e.stage = stage;
@@ -1600,6 +1715,7 @@ class Interpreter::Impl : public EvalHost {
   // ---- events ----
 
   void emit(const std::string& kind, const std::string& stage, const std::string& step, const std::string& host, const std::string& text) {
+    if (!listening()) return;
     Event e;
     e.kind = kind;
     e.stage = stage;
@@ -1608,6 +1724,8 @@ class Interpreter::Impl : public EvalHost {
     e.text = text;
     publish(e);
   }
+
+  bool listening() const { return svc_.events || svc_.log; }
 
   void publish(Event& e) {
     e.at_ms = sched_.now();
@@ -1625,10 +1743,6 @@ class Interpreter::Impl : public EvalHost {
   std::shared_ptr<const Env> builtins_;
   std::shared_ptr<Env> pipeline_env_;
   std::map<int, std::shared_ptr<const Env>> module_envs_;
-  struct Instance {
-    PluginDecl decl;
-    std::unique_ptr<plugins::Driver> driver;
-  };
   std::map<std::string, Instance> plugins_;
   std::vector<PluginDecl> decls_;
   struct MetricDecl {
@@ -1637,8 +1751,12 @@ class Interpreter::Impl : public EvalHost {
   };
   std::map<std::string, MetricDecl> metrics_;
   std::string metric_name_;
-  Map metric_params_;
-  std::map<std::string, Value>* metric_cache_ = nullptr;
+  Value metric_params_;  // a Map: shared with every call of the read, not copied into each
+  // The metrics one guard evaluation has read (name and arguments, value): a few at most.
+  using MetricCache = std::vector<std::pair<std::string, Value>>;
+  MetricCache* metric_cache_ = nullptr;
+  MetricCache guard_cache_;    // threshold guards' buffers (see guard_loop)
+  GuardValues guard_shown_;
   std::vector<StageItem> pipeline_guards_;
   bool traffic_moved_ = false;
   std::shared_ptr<StageState> current_stage_;

@@ -28,10 +28,13 @@ nlohmann::json event_json(const Event& e) {
 }
 
 void EventPrinter::on_event(const Event& e) {
-  events_.push_back(e);
-  if (style_ == Style::Quiet) return;
+  if (style_ == Style::Quiet) {
+    events_.push_back(e);  // printed at the end, as one JSON document
+    return;
+  }
   if (style_ == Style::JsonLines) {
-    out_ << event_json(e).dump() << "\n";
+    // Streamed: a consumer reading a pipe (a dashboard, CI) sees each event when it happens.
+    out_ << event_json(e).dump() << "\n" << std::flush;
     return;
   }
   if (e.kind == "guard" && !show_guards_) return;

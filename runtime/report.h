@@ -21,6 +21,8 @@ class EventPrinter : public EventSink {
   enum class Style { Timeline, JsonLines, Quiet };
   EventPrinter(std::ostream& out, Style style, bool show_guards = true);
   void on_event(const Event& e) override;
+  // The events so far, kept in Quiet style only (for one JSON document at the end): a timeline
+  // or a stream has printed them already, and a long run would hold them all in memory.
   const std::vector<Event>& events() const { return events_; }
 
  private:

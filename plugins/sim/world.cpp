@@ -54,6 +54,8 @@ std::unique_ptr<World> World::from_scenario(const nlohmann::json& scenario, std:
   return std::unique_ptr<World>(new World(std::move(*sc)));
 }
 
+std::unique_ptr<World> World::from_parsed(const Scenario& scenario) { return std::unique_ptr<World>(new World(scenario)); }
+
 void World::reseed(std::uint64_t seed) {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   rng_.seed(seed);

@@ -14,6 +14,7 @@
 // is in flight (tests, reports).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -195,6 +196,7 @@ class World {
   double next_event() const;
   void apply_events();
   void integrate(double from_ms, double to_ms);
+  void refresh_series_ids();
   void compute_flows(double t);
   void flow_gateway(Gateway& g, double rate, double t);
   void flow_registry(Registry& r, double rate, double t);
@@ -232,6 +234,18 @@ class World {
   Result hosts_op(const Call& call);
   Result images_op(const Call& call);
   Result metrics_op(const Call& call);
+  Result metric_result(const MetricSpec& spec, double value, bool noisy);
+  Result traffic_reading(const MetricSpec& spec, const std::string& sel, size_t series);
+  struct TrafficRead {
+    std::string metric;
+    Value params;                          // the call's `params` (a Map); its address is the key
+    std::unique_ptr<MetricSpec> guessed;   // when the scenario does not describe the metric
+    const MetricSpec* spec = nullptr;      // `guessed`, or the scenario's
+    std::string sel;                       // the resolved selector, for messages
+    size_t series = 0;                     // in meter_
+  };
+  const TrafficRead* remembered_read(const Value* metric, const Value* params);
+  void remember_read(const Call& c, const MetricSpec* guessed, const MetricSpec& spec, const std::string& sel, size_t series);
   Result run_command(const Value& host, const std::string& command, const Call& call);
   std::string digest_of(const std::string& tag);
 
@@ -269,6 +283,14 @@ class World {
   std::vector<Flow> version_flow_;
   std::vector<double> host_rate_, host_fail_;  // requests and failures per ms, per host
   std::vector<Server*> pick_scratch_;          // send(): the servers a share goes to
+  // Meter series ids (see refresh_series_ids): all, per version id, per gateway (stable, canary).
+  unsigned long long series_generation_ = 0;
+  size_t all_series_ = 0;
+  std::vector<size_t> version_series_;
+  std::vector<std::array<size_t, 2>> gateway_series_;
+  // Traffic metric reads already resolved (see remembered_read), valid for one meter generation.
+  std::vector<TrafficRead> traffic_reads_;
+  unsigned long long traffic_reads_generation_ = 0;
   mutable std::recursive_mutex mu_;
 
   friend struct WorldState;  // save/load

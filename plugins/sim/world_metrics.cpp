@@ -47,20 +47,26 @@ std::optional<MetricSpec> default_metric(std::string name, const Map& params) {
 
 Result World::metrics_op(const Call& c) {
   if (c.op != "query") return error("the simulated metrics have no operation \"" + c.op + "\"");
+  const Value* params_value = arg(c, "params");
+  if (const TrafficRead* t = remembered_read(arg(c, "metric"), params_value)) {
+    if (t->spec->nodata ||
+        std::any_of(t->spec->nodata_during.begin(), t->spec->nodata_during.end(), [&](const Interval& i) { return i.contains(now_); }))
+      return no_data("no data for " + t->metric + " (scenario)");
+    return traffic_reading(*t->spec, t->sel, t->series);
+  }
   std::string name = arg_text(c, "metric");
   if (name.empty()) name = arg_text(c, "query");
-  const Value* params_value = arg(c, "params");
   static const Map kNone;
   const Map& params = params_value ? params_value->fields() : kNone;
 
-  std::optional<MetricSpec> found;
+  // The scenario's description (not copied: this runs for every read), else a guess from the name.
+  std::optional<MetricSpec> guessed;
   auto it = sc_.metrics.find(name);
-  if (it != sc_.metrics.end())
-    found = it->second;
-  else
-    found = default_metric(name, params);
-  if (!found) return no_data("no simulated metric \"" + name + "\": describe it in the scenario's metrics");
-  const MetricSpec& spec = *found;
+  if (it == sc_.metrics.end()) {
+    guessed = default_metric(name, params);
+    if (!guessed) return no_data("no simulated metric \"" + name + "\": describe it in the scenario's metrics");
+  }
+  const MetricSpec& spec = guessed ? *guessed : it->second;
   if (spec.nodata ||
       std::any_of(spec.nodata_during.begin(), spec.nodata_during.end(), [&](const Interval& i) { return i.contains(now_); }))
     return no_data("no data for " + name + " (scenario)");
@@ -100,17 +106,11 @@ Result World::metrics_op(const Call& c) {
       } else {
         series = "v:" + resolve_version(sel);
       }
-      Meter::Reading r = meter_.read(series, now_, spec.window_ms);
-      if (spec.measure == Measure::RequestRate) {
-        value = r.served / (spec.window_ms / 1000.0);
-      } else if (spec.measure == Measure::ErrorRate) {
-        if (r.served <= 0) return no_data("no requests to " + sel + " in the last " + format_duration(spec.window_ms));
-        value = r.failed / r.served;
-      } else {
-        if (r.p99_ms < 0) return no_data("no answered requests from " + sel + " in the last " + format_duration(spec.window_ms));
-        value = r.p99_ms;
-      }
-      break;
+      const size_t id = meter_.series_id(series);
+      // A digest resolves through the digests the run has seen so far: only a plain selector
+      // resolves the same way every time.
+      if (sel.find("sha256:") == std::string::npos) remember_read(c, guessed ? &*guessed : nullptr, spec, sel, id);
+      return traffic_reading(spec, sel, id);
     }
     case Measure::Sessions:
     case Measure::Connections: {
@@ -150,10 +150,59 @@ Result World::metrics_op(const Call& c) {
         if (p.at_ms <= now_) value = p.value;
       break;
   }
+  return metric_result(spec, value, noisy);
+}
+
+Result World::metric_result(const MetricSpec& spec, double value, bool noisy) {
   value *= spec.factor;
   const double noise = spec.noise.value_or(sc_.noise);
   if (noisy && noise > 0) value = std::max(0.0, value * (1 + noise * gaussian()));
   return ok(Value::number(value));
+}
+
+// An error rate, p99 or request rate over the metric's window of one meter series.
+Result World::traffic_reading(const MetricSpec& spec, const std::string& sel, size_t series) {
+  Meter::Reading r = meter_.read(series, now_, spec.window_ms, spec.measure == Measure::LatencyP99);
+  double value = 0;
+  if (spec.measure == Measure::RequestRate) {
+    value = r.served / (spec.window_ms / 1000.0);
+  } else if (spec.measure == Measure::ErrorRate) {
+    if (r.served <= 0) return no_data("no requests to " + sel + " in the last " + format_duration(spec.window_ms));
+    value = r.failed / r.served;
+  } else {
+    if (r.p99_ms < 0) return no_data("no answered requests from " + sel + " in the last " + format_duration(spec.window_ms));
+    value = r.p99_ms;
+  }
+  return metric_result(spec, value, true);
+}
+
+// Guards read the same metric with the same arguments every few seconds, and the interpreter
+// sends the same `params` map each time: the selector and series they resolved to are kept,
+// keyed by the metric's name and that map (held, so its address cannot be reused).
+const World::TrafficRead* World::remembered_read(const Value* metric, const Value* params) {
+  if (!metric || metric->kind != Value::Kind::String || metric->str.empty()) return nullptr;
+  if (traffic_reads_generation_ != meter_.generation()) {
+    traffic_reads_.clear();  // the meter was replaced (a saved world loaded): its ids are void
+    traffic_reads_generation_ = meter_.generation();
+  }
+  const Map* key = params ? params->map.get() : nullptr;
+  for (const TrafficRead& t : traffic_reads_)
+    if (t.params.map.get() == key && t.metric == metric->str) return &t;
+  return nullptr;
+}
+
+void World::remember_read(const Call& c, const MetricSpec* guessed, const MetricSpec& spec, const std::string& sel, size_t series) {
+  const Value* metric = arg(c, "metric");
+  const Value* params = arg(c, "params");
+  if (!metric || metric->kind != Value::Kind::String || metric->str.empty() || (params && !params->map)) return;
+  TrafficRead t;
+  t.metric = metric->str;
+  if (params) t.params = *params;
+  if (guessed) t.guessed = std::make_unique<MetricSpec>(*guessed);
+  t.spec = guessed ? t.guessed.get() : &spec;
+  t.sel = sel;
+  t.series = series;
+  traffic_reads_.push_back(std::move(t));
 }
 
 }  // namespace gray::sim

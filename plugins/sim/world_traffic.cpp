@@ -39,7 +39,8 @@ void World::unroutable(double rate, Flow* group) {
 void World::send(Gateway& g, const std::string& target, double rate, double t, bool fallback) {
   if (rate <= 0) return;
   int group = target == "canary" ? 1 : target == "stable" ? 0 : -1;
-  std::vector<Server*> pick;
+  std::vector<Server*>& pick = pick_scratch_;  // reused: this runs for every segment of time
+  pick.clear();
   auto collect = [&](int grp) {
     for (Server& s : g.servers) {
       if (!in_rotation(g, s)) continue;
@@ -54,12 +55,12 @@ void World::send(Gateway& g, const std::string& target, double rate, double t, b
     unroutable(rate, group >= 0 ? &g.group_flow[group] : nullptr);
     return;
   }
-  if (g.spec.redispatch) {
-    std::vector<Server*> live;
-    for (Server* s : pick)
-      if (s->host < 0 || hosts_[static_cast<size_t>(s->host)].serving()) live.push_back(s);
-    if (!live.empty()) pick.swap(live);
-  }
+  // Redispatch: a request refused by a down server is retried on another, so when any server
+  // of the share is live, only the live ones get it.
+  if (g.spec.redispatch && std::any_of(pick.begin(), pick.end(), [&](const Server* s) {
+        return s->host < 0 || hosts_[static_cast<size_t>(s->host)].serving();
+      }))
+    std::erase_if(pick, [&](const Server* s) { return s->host >= 0 && !hosts_[static_cast<size_t>(s->host)].serving(); });
   double each = rate / static_cast<double>(pick.size());
   for (Server* s : pick) {
     s->rate += each;
@@ -106,12 +107,15 @@ void World::flow_registry(Registry& r, double rate, double t) {
 }
 
 void World::compute_flows(double t) {
-  all_flow_ = Flow{};
-  version_flow_.assign(version_names_.size(), Flow{});
+  // Cleared in place, not rebuilt: this runs for every segment of time.
+  all_flow_.clear();
+  version_flow_.resize(version_names_.size());
+  for (Flow& f : version_flow_) f.clear();
   host_rate_.assign(hosts_.size(), 0);
   host_fail_.assign(hosts_.size(), 0);
   for (Gateway& g : gateways_) {
-    g.group_flow[0] = g.group_flow[1] = Flow{};
+    g.group_flow[0].clear();
+    g.group_flow[1].clear();
     for (Server& s : g.servers) s.rate = 0;
   }
   auto gateway_rate = [&](const Gateway& g) { return g.spec.rps.value_or(sc_.rps) / 1000.0; };
@@ -133,17 +137,34 @@ void World::compute_flows(double t) {
     for (Registry& r : registries_) flow_registry(r, registry_rate(r), t);
 }
 
+// The meter's series this world feeds, by id: looked up by name once, not per segment.
+void World::refresh_series_ids() {
+  if (series_generation_ != meter_.generation()) {
+    all_series_ = meter_.series_id("all");
+    version_series_.clear();
+    gateway_series_.clear();
+    series_generation_ = meter_.generation();
+  }
+  while (version_series_.size() < version_names_.size())
+    version_series_.push_back(meter_.series_id("v:" + version_names_[version_series_.size()]));
+  while (gateway_series_.size() < gateways_.size()) {
+    const std::string& name = gateways_[gateway_series_.size()].name;
+    gateway_series_.push_back({meter_.series_id("g:" + name + "/stable"), meter_.series_id("g:" + name + "/canary")});
+  }
+}
+
 void World::integrate(double from, double to) {
   if (to <= from) return;
   compute_flows(from);
+  refresh_series_ids();
   const double dt = to - from;
-  meter_.add("all", from, to, all_flow_);
+  meter_.add(all_series_, from, to, all_flow_);
   total_.served += all_flow_.served * dt;
   total_.failed += all_flow_.failed * dt;
   for (size_t v = 0; v < version_flow_.size(); ++v) {
     const Flow& f = version_flow_[v];
     if (f.served <= 0) continue;
-    meter_.add("v:" + version_names_[v], from, to, f);
+    meter_.add(version_series_[v], from, to, f);
     Counts& c = by_version_[version_names_[v]];
     c.served += f.served * dt;
     c.failed += f.failed * dt;
@@ -152,16 +173,18 @@ void World::integrate(double from, double to) {
     hosts_[i].served += host_rate_[i] * dt;
     hosts_[i].failed += host_fail_[i] * dt;
   }
-  for (Gateway& g : gateways_) {
-    meter_.add("g:" + g.name + "/stable", from, to, g.group_flow[0]);
-    meter_.add("g:" + g.name + "/canary", from, to, g.group_flow[1]);
+  for (size_t gi = 0; gi < gateways_.size(); ++gi) {
+    Gateway& g = gateways_[gi];
+    meter_.add(gateway_series_[gi][0], from, to, g.group_flow[0]);
+    meter_.add(gateway_series_[gi][1], from, to, g.group_flow[1]);
     // Sessions start with requests and end after a mean duration: S' = lambda - S / tau, so S
     // approaches lambda * tau exponentially; a drained server (lambda = 0) empties with time
     // constant tau.
-    const SessionSpec& ss = g.spec.sessions.value_or(sc_.sessions);
+    const SessionSpec& ss = g.spec.sessions ? *g.spec.sessions : sc_.sessions;
+    const double decay = ss.duration_ms > 0 ? std::exp(-dt / ss.duration_ms) : 0;
     for (Server& s : g.servers) {
       double target = s.rate * ss.per_request * ss.duration_ms;
-      s.sessions = ss.duration_ms > 0 ? target + (s.sessions - target) * std::exp(-dt / ss.duration_ms) : 0;
+      s.sessions = ss.duration_ms > 0 ? target + (s.sessions - target) * decay : 0;
     }
   }
 }
