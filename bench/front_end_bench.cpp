@@ -5,8 +5,10 @@
 // OUT_DIR is what bench/gen.py wrote: single/lines-*.gray and many/*.gray. For each single
 // file it times parse+check in-process from memory (best of N runs, after one warm-up run),
 // and parse alone; then it checks the 1,000 files of many/ in one Project from disk, as
-// `gray check DIR` does, and prints peak RSS. Every input must check clean: a diagnostic
-// means the generator and the checker disagree, and the benchmark fails.
+// `gray check DIR` does; then it times the text rendering of 8,000 diagnostics that all sit on
+// one long line (each is shown with a window of that line); and prints peak RSS. Every
+// generated input must check clean: a diagnostic means the generator and the checker
+// disagree, and the benchmark fails.
 #include <sys/resource.h>
 #include <time.h>
 
@@ -195,6 +197,39 @@ int main(int argc, char** argv) {
               many_lines, many_bytes);
   std::printf("  load+parse+check: %.1f ms CPU total (%.1f ms wall), %.0f files/s, %.1f MB/s\n", best_many, best_many_wall,
               static_cast<double>(many.size()) / (best_many / 1e3), static_cast<double>(many_bytes) / 1e6 / (best_many / 1e3));
+
+  // ---- many diagnostics on one long line: rendering must not cost the line per diagnostic ----
+  {
+    const int errors = 8000;
+    std::string line = "  let names = [";
+    for (int i = 0; i < errors; ++i) line += (i ? ", undefined_" : "undefined_") + std::to_string(i);
+    const std::string text = "pipeline \"p\" {\n  param version\n" + line + "]\n}\n";
+    double best = 1e300;
+    size_t shown = 0, rendered_bytes = 0;
+    for (int r = 0; r < runs; ++r) {
+      MemoryReader reader;
+      reader.files["/bench/gray.json"] = "{}";
+      reader.files["/bench/long-line.gray"] = text;
+      gray::LoadOptions opts;
+      opts.root = "/bench";
+      gray::Diagnostics diags;
+      gray::Project project(opts, reader);
+      project.load("/bench/long-line.gray", diags);
+      gray::check_project(project, diags);
+      diags.sort();
+      auto t0 = Clock::now();
+      std::string out = gray::render_text(project.sources(), diags.list(), {});
+      best = std::min(best, ms_since(t0));
+      shown = diags.list().size();
+      rendered_bytes = out.size();
+    }
+    if (shown < static_cast<size_t>(errors)) {
+      std::fprintf(stderr, "gray_bench: expected %d diagnostics on the long line, got %zu\n", errors, shown);
+      return 1;
+    }
+    std::printf("\n%zu diagnostics on one line of %zu bytes: render_text %.1f ms (%zu bytes of text)\n", shown, line.size(), best,
+                rendered_bytes);
+  }
 
   std::printf("\npeak RSS: %.1f MiB\n", static_cast<double>(peak_rss_kib()) / 1024.0);
 

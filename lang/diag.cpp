@@ -49,27 +49,26 @@ const char* color_of(Severity s) {
   return "";
 }
 
-// The line as shown under a diagnostic: tabs become single spaces so the caret lines up, control
-// characters and bytes that are not UTF-8 become '?' so nothing raw reaches the terminal.
-std::vector<std::string> display_chars(std::string_view line) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i < line.size()) {
-    unsigned char c = static_cast<unsigned char>(line[i]);
-    size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-    bool ok = n > 0 && i + n <= line.size();
-    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(line[i + k]) & 0xC0) == 0x80;
-    if (!ok) {
-      out.emplace_back("?");
-      ++i;
-      continue;
-    }
-    if (c == '\t') out.emplace_back(" ");
-    else if (c < 0x20 || c == 0x7F) out.emplace_back("?");
-    else out.emplace_back(line.substr(i, n));
-    i += n;
-  }
-  return out;
+// The line as shown under a diagnostic is a sequence of display units: a UTF-8 character as
+// it is, a tab as one space (so the caret lines up), a control character or a byte that is not
+// part of valid UTF-8 as '?' (so nothing raw reaches the terminal).
+
+// The length in bytes of the unit that starts at line[i].
+size_t unit_bytes(std::string_view line, size_t i) {
+  unsigned char c = static_cast<unsigned char>(line[i]);
+  size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+  bool ok = n > 0 && i + n <= line.size();
+  for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(line[i + k]) & 0xC0) == 0x80;
+  return ok ? n : 1;
+}
+
+// Appends the unit of n bytes that starts at line[i], as displayed.
+void append_unit(std::string& out, std::string_view line, size_t i, size_t n) {
+  unsigned char c = static_cast<unsigned char>(line[i]);
+  if (n == 1 && c >= 0x80) out += '?';  // not valid UTF-8
+  else if (c == '\t') out += ' ';
+  else if (c < 0x20 || c == 0x7F) out += '?';
+  else out.append(line.substr(i, n));
 }
 
 size_t code_points(std::string_view s) {
@@ -79,34 +78,69 @@ size_t code_points(std::string_view s) {
   return n;
 }
 
+// Long lines are cut to a window around the caret: `from` and `to` are unit indexes.
+constexpr size_t kMaxUnits = 160, kUnitsBefore = 60;
+
+struct Window {
+  std::string text;  // the units shown, with "..." where the line is cut
+  size_t from = 0, to = 0;
+  bool long_line = false;  // more than kMaxUnits units: cut to the window
+  bool cut_left = false;
+};
+
+// Only the units in the window are decoded: on an ASCII line a unit is a byte, so the window is
+// found directly; otherwise units are counted from the start of the line up to the window's end.
+// Either way a long line with many diagnostics costs a window per diagnostic, not the line.
+Window window(std::string_view line, bool ascii, size_t col) {
+  Window w;
+  size_t count;  // units in the line, counted up to the point where the answer is known
+  if (ascii) {
+    count = line.size();
+  } else {
+    count = 0;
+    for (size_t i = 0; i < line.size() && count <= kMaxUnits; i += unit_bytes(line, i)) ++count;
+  }
+  const bool long_line = w.long_line = count > kMaxUnits;
+  w.from = long_line && col > kUnitsBefore ? col - kUnitsBefore : 0;
+  const size_t limit = long_line ? w.from + kMaxUnits - 20 : count;
+  w.cut_left = w.from > 0;
+  if (w.cut_left) w.text = "...";
+  bool more;  // units remain after the window
+  if (ascii) {
+    w.to = std::min(line.size(), limit);
+    for (size_t i = w.from; i < w.to; ++i) append_unit(w.text, line, i, 1);
+    more = w.to < line.size();
+  } else {
+    size_t i = 0, u = 0;
+    for (; u < w.from && i < line.size(); ++u) i += unit_bytes(line, i);
+    for (; u < limit && i < line.size(); ++u) {
+      const size_t n = unit_bytes(line, i);
+      append_unit(w.text, line, i, n);
+      i += n;
+    }
+    w.to = u;
+    more = i < line.size();
+  }
+  if (long_line && more) w.text += "...";
+  return w;
+}
+
 void render_snippet(std::string& out, const SourceFile& file, Span span, const std::string& label, bool color, const char* mark_color,
                     char mark) {
   LineCol lc = file.line_col(span.begin);
-  std::vector<std::string> chars = display_chars(file.line_text(lc.line));
+  std::string_view line = file.line_text(lc.line);
   std::string_view rest = file.slice({span.file, span.begin, span.end});
   size_t nl = rest.find('\n');
   if (nl != std::string_view::npos) rest = rest.substr(0, nl);
   size_t col = lc.column - 1;
   size_t width = std::max<size_t>(1, code_points(rest));
-  // Long lines are cut to a window around the caret.
-  constexpr size_t kMax = 160, kBefore = 60;
-  size_t from = 0, to = chars.size();
-  bool cut_left = false, cut_right = false;
-  if (chars.size() > kMax) {
-    from = col > kBefore ? col - kBefore : 0;
-    to = std::min(chars.size(), from + kMax - 20);
-    cut_left = from > 0;
-    cut_right = to < chars.size();
-    width = std::min(width, to > col ? to - col : 1);
-  }
-  std::string text = cut_left ? "..." : "";
-  for (size_t i = from; i < to; ++i) text += chars[i];
-  if (cut_right) text += "...";
-  size_t caret = col - from + (cut_left ? 3 : 0);
+  const Window w = window(line, file.line_is_ascii(lc.line), col);
+  if (w.long_line) width = std::min(width, w.to > col ? w.to - col : 1);
+  size_t caret = col - w.from + (w.cut_left ? 3 : 0);
   std::string num = std::to_string(lc.line);
   std::string pad(num.size(), ' ');
   out += pad + " |\n";
-  out += num + " | " + text + "\n";
+  out += num + " | " + w.text + "\n";
   out += pad + " | " + std::string(caret, ' ');
   if (color) out += mark_color;
   out += std::string(width, mark);

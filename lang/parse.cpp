@@ -1,18 +1,22 @@
 // The .gray grammar (PEGTL 3) and the lowering of its parse tree into the AST.
 //
-// Shape: the grammar builds a parse tree of selected rules only; `lower_*` turns that tree
-// into ast:: nodes. Errors are raised with a message per expectation (error_text<Rule>),
+// Shape: while matching, the grammar records a syntax tree of selected rules only (node_kind,
+// built by `control` into one flat vector); `Lower` turns that tree into ast:: nodes. Errors are raised with a message per expectation (error_text<Rule>),
 // caught at the nearest statement (recoverable<>), recorded, and parsing resumes after the
 // statement, so one run reports every syntax error in the file.
 #include "lang/parse.h"
 
 #include <tao/pegtl.hpp>
 #include <tao/pegtl/contrib/analyze.hpp>
-#include <tao/pegtl/contrib/parse_tree.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string_view>
+#include <vector>
 
 #include "lang/codes.h"
 #include "lang/text.h"
@@ -23,6 +27,89 @@ namespace {
 namespace pegtl = tao::pegtl;
 
 // ---- parse state shared by the custom rules ---------------------------------
+
+// ---- the syntax tree the grammar builds -----------------------------------------
+
+// Kinds of the rules that make tree nodes (node_kind<Rule> below); other rules leave no node.
+enum class N : uint8_t {
+  None, Name, Word, Number, String, StrText, StrEsc, StrInterp, Bool, List, Map, Field, FieldKey, Paren, Postfix, Member,
+  CallArgs, Arg, ArgName, Neg, OpNeg, OpNot, Mul, Add, Cmp, And, Or, Op,
+  Clause, ClauseKey,
+  Param, Let, TParam, TParams, TypeAnn, Default, Metric, MetricUnit, Unit, PluginKind, Plugin, PluginConfig,
+  SetOn, SetBatch, SetParallel, SetVia, SetSteps, SetHold, OnStmt, OnEvent, OnAction,
+  Guard, GuardLabel, GuardCompare, GuardProbe, ProbeKind,
+  Run, Probe, WaitUntil, Wait, Approve, ApproveMessage, Route, RouteKind, RouteOp, RouteClear, RouteMatch, RouteIp,
+  Drain, DrainSubject, Restore, Scale, Group, Phase, Undo, UndoAll, UndoBlock, Abort, AbortMessage, If, Else, Use, Call,
+  StageKind, StageName, Stage, Pipeline, Template, Import, ImportAlias, Driver,
+};
+
+struct Node;
+
+// The children of a node, in source order.
+class Kids {
+ public:
+  Kids() = default;
+  Kids(const Node* const* data, uint32_t size) : data_(data), size_(size) {}
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const Node* operator[](size_t i) const { return data_[i]; }
+  const Node* at(size_t i) const {
+    if (i >= size_) throw std::out_of_range("syntax tree: no child " + std::to_string(i));
+    return data_[i];
+  }
+  const Node* front() const { return at(0); }
+  const Node* const* begin() const { return data_; }
+  const Node* const* end() const { return data_ + size_; }
+
+ private:
+  const Node* const* data_ = nullptr;
+  uint32_t size_ = 0;
+};
+
+// A node of the syntax tree. The grammar appends nodes in pre-order to one vector as rules
+// start, and an attempt that fails is undone by truncating the vector: no allocation per node
+// or per failed attempt. Children are linked once the parse is over (link_children).
+// Trivial on purpose: NodeBuffer leaves its slots uninitialised until the grammar fills them.
+struct Node {
+  static constexpr uint32_t kNotTrimmed = UINT32_MAX;
+  N kind;
+  uint32_t begin;  // byte offsets of the matched text, trailing blanks and comments included
+  uint32_t end;
+  uint32_t next;   // pre-order index one past this node's subtree
+  mutable uint32_t trimmed;  // `end` without the trailing blanks (Lower::trim_end), once known
+  uint32_t kid_count;
+  const Node* const* kids;
+
+  Kids children() const { return Kids(kids, kid_count); }
+};
+
+// The nodes of the tree being built. The grammar's hot path only appends and cuts back, so
+// this is a plain stack: a push is two stores and an increment, a cut is one store. Untouched
+// capacity costs address space only, so it can be reserved generously.
+class NodeBuffer {
+ public:
+  size_t size() const { return size_; }
+  Node& operator[](size_t i) { return slots_[i]; }
+  void push(N kind, uint32_t begin) {
+    if (size_ == capacity_) reserve(std::max<size_t>(1024, capacity_ * 2));
+    Node& n = slots_[size_++];
+    n.kind = kind;
+    n.begin = begin;
+  }
+  void truncate(size_t size) { size_ = size; }
+  void reserve(size_t capacity) {
+    if (capacity <= capacity_) return;
+    std::unique_ptr<Node[]> bigger(new Node[capacity]);
+    if (size_) std::memcpy(bigger.get(), slots_.get(), size_ * sizeof(Node));
+    slots_ = std::move(bigger);
+    capacity_ = capacity;
+  }
+
+ private:
+  std::unique_ptr<Node[]> slots_;
+  size_t size_ = 0, capacity_ = 0;
+};
+static_assert(std::is_trivially_default_constructible_v<Node> && std::is_trivially_copyable_v<Node>);
 
 struct SyntaxError {
   uint32_t begin;
@@ -47,6 +134,7 @@ struct ParseState {
   uint32_t string_start = 0;            // opening quote of the string being read
   uint32_t op_begin = 0, op_end = 0;    // the last binary operator read
   std::vector<uint32_t> opens;          // offsets of the open ( [ { of expressions
+  NodeBuffer nodes;                     // the syntax tree so far, in pre-order
 
   void add_comment(const char* b, const char* e) {
     uint32_t bo = offset(b);
@@ -207,16 +295,75 @@ struct nsp : ws<true> {};
   X(attempts) X(expect) X(contains) X(header) X(cookie) X(ip) X(to) X(default) X(all) X(clear) X(breach)          \
   X(failure) X(success)
 
+// A word as a template argument, for kw<"if">.
+template <size_t N>
+struct Literal {
+  char text[N - 1];
+  static constexpr size_t size = N - 1;
+  constexpr Literal(const char (&s)[N]) { std::copy_n(s, N - 1, text); }
+};
+
+// A keyword: the word, not followed by a letter, digit or '_', exactly as PEGTL's keyword<>
+// (which is seq<string<...>, not_at<identifier_other>>), including where it leaves the input
+// when the word is a prefix of a longer name and nothing rewinds: `scale a b topx` reports the
+// missing 'to' after "to". Written out so that a statement that starts with another word fails
+// at its first byte: every item of a block tries the statements in turn.
+template <Literal W>
+struct kw {
+  using rule_t = kw;
+  using subs_t = empty_list;
+  template <apply_mode A, rewind_mode M, template <typename...> class Action, template <typename...> class Control,
+            typename ParseInput, typename... States>
+  static bool match(ParseInput& in, States&&...) {
+    constexpr size_t n = decltype(W)::size;
+    const char* p = in.current();
+    const size_t avail = static_cast<size_t>(in.end() - p);
+    if (avail < n || p[0] != W.text[0] || std::memcmp(p + 1, W.text + 1, n - 1) != 0) return false;
+    if (avail > n && is_ident_char(p[n])) {
+      if constexpr (M != rewind_mode::required) in.bump(n);
+      return false;
+    }
+    in.bump(n);
+    return true;
+  }
+};
+
 #define GRAY_DEFINE_KW(w) \
-  struct w##_w : TAO_PEGTL_KEYWORD(#w) {}; \
+  struct w##_w : kw<#w> {}; \
   struct k_##w : seq<w##_w, sp> {};
 GRAY_RESERVED(GRAY_DEFINE_KW)
 GRAY_CONTEXT_KEYWORDS(GRAY_DEFINE_KW)
 #undef GRAY_DEFINE_KW
 
-#define GRAY_KW_ALT(w) w##_w,
-struct reserved : sor<GRAY_RESERVED(GRAY_KW_ALT) failure> {};
-#undef GRAY_KW_ALT
+bool reserved_word(std::string_view w) {
+  // Bucketed by first letter: names are checked against this list at every use.
+  static const auto by_letter = [] {
+    std::array<std::vector<std::string_view>, 26> t;
+#define GRAY_KW_NAME(k) #k,
+    for (std::string_view k : {GRAY_RESERVED(GRAY_KW_NAME)}) t[static_cast<size_t>(k[0] - 'a')].push_back(k);
+#undef GRAY_KW_NAME
+    return t;
+  }();
+  if (w.size() < 2 || w[0] < 'a' || w[0] > 'z') return false;
+  for (std::string_view k : by_letter[static_cast<size_t>(w[0] - 'a')])
+    if (k == w) return true;
+  return false;
+}
+
+// A reserved word (the whole identifier here is one), as the alternatives of its keywords.
+struct reserved {
+  using rule_t = reserved;
+  using subs_t = empty_list;
+  template <typename ParseInput>
+  static bool match(ParseInput& in) {
+    const char* p = in.current();
+    const char* q = p;
+    while (q < in.end() && is_ident_char(*q)) ++q;
+    if (!reserved_word(std::string_view(p, static_cast<size_t>(q - p)))) return false;
+    in.bump(static_cast<size_t>(q - p));
+    return true;
+  }
+};
 
 template <char C>
 struct sym : seq<one<C>, sp> {};
@@ -651,10 +798,12 @@ struct recoverable {
   static bool match(ParseInput& in, States&&... st) {
     ParseState& ps = state_of(st...);
     const char* start = in.current();
+    const size_t nodes = ps.nodes.size();
     try {
       return Control<R>::template match<A, rewind_mode::required, Action, Control>(in, st...);
     } catch (SyntaxError& e) {
       const char* at = ps.base + e.begin;
+      ps.nodes.truncate(nodes);  // the statement's partial tree
       ps.report(std::move(e));
       in.iterator() = start;
       skip_statement(in, start, at);
@@ -768,6 +917,10 @@ template <typename Name, bool N>
 struct analyze_traits<Name, gray::g::ws<N>> : analyze_opt_traits<> {};
 template <typename Name>
 struct analyze_traits<Name, gray::g::number_lit> : analyze_any_traits<> {};
+template <typename Name, gray::g::Literal W>
+struct analyze_traits<Name, gray::g::kw<W>> : analyze_any_traits<> {};
+template <typename Name>
+struct analyze_traits<Name, gray::g::reserved> : analyze_any_traits<> {};
 template <typename Name>
 struct analyze_traits<Name, gray::g::string_open> : analyze_any_traits<> {};
 template <typename Name, typename R>
@@ -778,6 +931,113 @@ struct analyze_traits<Name, gray::g::bad_item<B>> : analyze_any_traits<> {};
 
 namespace gray {
 namespace {
+
+// ---- which rules make nodes ------------------------------------------------------
+
+template <typename Rule>
+inline constexpr N node_kind = N::None;
+
+#define GRAY_NODE(R, K) \
+  template <>           \
+  inline constexpr N node_kind<g::R> = N::K;
+GRAY_NODE(name, Name)
+GRAY_NODE(word, Word)
+GRAY_NODE(member_name, Word)
+GRAY_NODE(number_lit, Number)
+GRAY_NODE(string_lit, String)
+GRAY_NODE(str_text, StrText)
+GRAY_NODE(str_esc, StrEsc)
+GRAY_NODE(interp_path, StrInterp)
+GRAY_NODE(bool_lit, Bool)
+GRAY_NODE(list_lit, List)
+GRAY_NODE(map_lit, Map)
+GRAY_NODE(field, Field)
+GRAY_NODE(field_key, FieldKey)
+GRAY_NODE(postfix, Postfix)
+GRAY_NODE(member, Member)
+GRAY_NODE(call_args, CallArgs)
+GRAY_NODE(arg, Arg)
+GRAY_NODE(arg_name, ArgName)
+GRAY_NODE(neg_expr, Neg)
+GRAY_NODE(op_neg, Op)
+GRAY_NODE(op_not, Op)
+GRAY_NODE(op_mul, Op)
+GRAY_NODE(op_add, Op)
+GRAY_NODE(op_cmp, Op)
+GRAY_NODE(op_and, Op)
+GRAY_NODE(op_or, Op)
+GRAY_NODE(mul_expr, Mul)
+GRAY_NODE(add_expr, Add)
+GRAY_NODE(cmp_expr, Cmp)
+GRAY_NODE(and_expr, And)
+GRAY_NODE(or_expr, Or)
+GRAY_NODE(param_stmt, Param)
+GRAY_NODE(let_stmt, Let)
+GRAY_NODE(tparam, TParam)
+GRAY_NODE(tparams, TParams)
+GRAY_NODE(type_ann, TypeAnn)
+GRAY_NODE(default_val, Default)
+GRAY_NODE(metric_stmt, Metric)
+GRAY_NODE(s_unit, Unit)
+GRAY_NODE(plugin_kind, PluginKind)
+GRAY_NODE(plugin_stmt, Plugin)
+GRAY_NODE(plugin_config, PluginConfig)
+GRAY_NODE(s_driver, Driver)
+GRAY_NODE(set_on, SetOn)
+GRAY_NODE(set_batch, SetBatch)
+GRAY_NODE(set_parallel, SetParallel)
+GRAY_NODE(set_via, SetVia)
+GRAY_NODE(set_steps, SetSteps)
+GRAY_NODE(set_hold, SetHold)
+GRAY_NODE(on_stmt, OnStmt)
+GRAY_NODE(on_event, OnEvent)
+GRAY_NODE(s_on_action, OnAction)
+GRAY_NODE(guard_stmt, Guard)
+GRAY_NODE(guard_label, GuardLabel)
+GRAY_NODE(guard_compare, GuardCompare)
+GRAY_NODE(guard_probe, GuardProbe)
+GRAY_NODE(s_probe_kind, ProbeKind)
+GRAY_NODE(run_stmt, Run)
+GRAY_NODE(probe_stmt, Probe)
+GRAY_NODE(wait_until_stmt, WaitUntil)
+GRAY_NODE(wait_stmt, Wait)
+GRAY_NODE(approve_stmt, Approve)
+GRAY_NODE(approve_message, ApproveMessage)
+GRAY_NODE(route_stmt, Route)
+GRAY_NODE(route_kind, RouteKind)
+GRAY_NODE(route_op, RouteOp)
+GRAY_NODE(route_clear, RouteClear)
+GRAY_NODE(route_match, RouteMatch)
+GRAY_NODE(route_ip, RouteIp)
+GRAY_NODE(drain_stmt, Drain)
+GRAY_NODE(drain_subject, DrainSubject)
+GRAY_NODE(restore_stmt, Restore)
+GRAY_NODE(scale_stmt, Scale)
+GRAY_NODE(s_group, Group)
+GRAY_NODE(phase_stmt, Phase)
+GRAY_NODE(undo_stmt, Undo)
+GRAY_NODE(undo_all, UndoAll)
+GRAY_NODE(undo_block, UndoBlock)
+GRAY_NODE(abort_stmt, Abort)
+GRAY_NODE(abort_message, AbortMessage)
+GRAY_NODE(if_stmt, If)
+GRAY_NODE(else_part, Else)
+GRAY_NODE(use_stmt, Use)
+GRAY_NODE(call_stmt_rule, Call)
+GRAY_NODE(stage_kind, StageKind)
+GRAY_NODE(stage_name, StageName)
+GRAY_NODE(stage_stmt, Stage)
+GRAY_NODE(pipeline_stmt, Pipeline)
+GRAY_NODE(template_stmt, Template)
+GRAY_NODE(import_stmt, Import)
+GRAY_NODE(import_alias, ImportAlias)
+#undef GRAY_NODE
+
+template <typename K>
+inline constexpr N node_kind<g::ckey<K>> = N::ClauseKey;
+template <typename K, typename V>
+inline constexpr N node_kind<g::clause<K, V>> = N::Clause;
+
 
 // ---- messages -----------------------------------------------------------------
 
@@ -963,13 +1223,60 @@ SyntaxError expectation_error(const ParseInput& in, ParseState& ps) {
   return e;
 }
 
+// Builds the syntax tree while matching: a rule of node_kind N starts a node where it starts
+// and closes it where it ends; any rule that fails drops the nodes its attempt appended.
+// Nodes left by an attempt cut short by a syntax error are dropped by recoverable<>.
 template <typename Rule>
 struct control : pegtl::normal<Rule> {
+  template <pegtl::apply_mode A, pegtl::rewind_mode M, template <typename...> class Action, template <typename...> class Control,
+            typename ParseInput, typename... States>
+  static bool match(ParseInput& in, States&&... st) {
+    ParseState& ps = state_of(st...);
+    const size_t mark = ps.nodes.size();
+    if constexpr (node_kind<Rule> != N::None) ps.nodes.push(node_kind<Rule>, ps.offset(in.current()));
+    if (pegtl::normal<Rule>::template match<A, M, Action, Control>(in, st...)) {
+      if constexpr (node_kind<Rule> != N::None) {
+        Node& n = ps.nodes[mark];
+        n.end = ps.offset(in.current());
+        n.next = static_cast<uint32_t>(ps.nodes.size());
+      }
+      return true;
+    }
+    ps.nodes.truncate(mark);
+    return false;
+  }
+
   template <typename ParseInput, typename... States>
   [[noreturn]] static void raise(const ParseInput& in, States&&... st) {
     throw expectation_error<Rule>(in, state_of(st...));
   }
 };
+
+// Links every node to its children once the tree is complete; returns the top-level nodes.
+// `kids` holds each node's children contiguously and must outlive the tree's use.
+Kids link_children(NodeBuffer& nodes, std::vector<const Node*>& kids) {
+  const uint32_t total = static_cast<uint32_t>(nodes.size());
+  kids.resize(total);
+  size_t pos = 0;
+  const auto collect = [&](uint32_t from, uint32_t to, const Node* const*& first, uint32_t& count) {
+    first = kids.data() + pos;
+    count = 0;
+    for (uint32_t c = from; c < to; c = nodes[c].next, ++count) kids[pos++] = &nodes[c];
+  };
+  Kids top;
+  {
+    const Node* const* first;
+    uint32_t count;
+    collect(0, total, first, count);
+    top = Kids(first, count);
+  }
+  for (uint32_t i = 0; i < total; ++i) {
+    Node& n = nodes[i];
+    n.trimmed = Node::kNotTrimmed;
+    collect(i + 1, n.next, n.kids, n.kid_count);
+  }
+  return top;
+}
 
 // Statements each context accepts, for "did you mean".
 const std::vector<std::string_view>& words_for(int context) {
@@ -1064,136 +1371,6 @@ bool g::bad_item<Bad>::match(ParseInput& in, States&&... st) {
   throw e;
 }
 
-// ---- parse tree with node kinds ---------------------------------------------
-
-enum class N : uint8_t {
-  None, Name, Word, Number, String, StrText, StrEsc, StrInterp, Bool, List, Map, Field, FieldKey, Paren, Postfix, Member,
-  CallArgs, Arg, ArgName, Neg, OpNeg, OpNot, Mul, Add, Cmp, And, Or, Op,
-  Clause, ClauseKey,
-  Param, Let, TParam, TParams, TypeAnn, Default, Metric, MetricUnit, Unit, PluginKind, Plugin, PluginConfig,
-  SetOn, SetBatch, SetParallel, SetVia, SetSteps, SetHold, OnStmt, OnEvent, OnAction,
-  Guard, GuardLabel, GuardCompare, GuardProbe, ProbeKind,
-  Run, Probe, WaitUntil, Wait, Approve, ApproveMessage, Route, RouteKind, RouteOp, RouteClear, RouteMatch, RouteIp,
-  Drain, DrainSubject, Restore, Scale, Group, Phase, Undo, UndoAll, UndoBlock, Abort, AbortMessage, If, Else, Use, Call,
-  StageKind, StageName, Stage, Pipeline, Template, Import, ImportAlias, Driver,
-};
-
-template <typename Rule>
-inline constexpr N node_kind = N::None;
-
-struct Node : pegtl::parse_tree::basic_node<Node> {
-  N kind = N::None;
-  template <typename Rule, typename ParseInput, typename... States>
-  void start(const ParseInput& in, States&&... st) {
-    basic_node::template start<Rule>(in, st...);
-    kind = node_kind<Rule>;
-  }
-};
-
-template <typename Rule>
-struct selector : std::bool_constant<node_kind<Rule> != N::None> {};
-
-#define GRAY_NODE(R, K) \
-  template <>           \
-  inline constexpr N node_kind<g::R> = N::K;
-GRAY_NODE(name, Name)
-GRAY_NODE(word, Word)
-GRAY_NODE(member_name, Word)
-GRAY_NODE(number_lit, Number)
-GRAY_NODE(string_lit, String)
-GRAY_NODE(str_text, StrText)
-GRAY_NODE(str_esc, StrEsc)
-GRAY_NODE(interp_path, StrInterp)
-GRAY_NODE(bool_lit, Bool)
-GRAY_NODE(list_lit, List)
-GRAY_NODE(map_lit, Map)
-GRAY_NODE(field, Field)
-GRAY_NODE(field_key, FieldKey)
-GRAY_NODE(postfix, Postfix)
-GRAY_NODE(member, Member)
-GRAY_NODE(call_args, CallArgs)
-GRAY_NODE(arg, Arg)
-GRAY_NODE(arg_name, ArgName)
-GRAY_NODE(neg_expr, Neg)
-GRAY_NODE(op_neg, Op)
-GRAY_NODE(op_not, Op)
-GRAY_NODE(op_mul, Op)
-GRAY_NODE(op_add, Op)
-GRAY_NODE(op_cmp, Op)
-GRAY_NODE(op_and, Op)
-GRAY_NODE(op_or, Op)
-GRAY_NODE(mul_expr, Mul)
-GRAY_NODE(add_expr, Add)
-GRAY_NODE(cmp_expr, Cmp)
-GRAY_NODE(and_expr, And)
-GRAY_NODE(or_expr, Or)
-GRAY_NODE(param_stmt, Param)
-GRAY_NODE(let_stmt, Let)
-GRAY_NODE(tparam, TParam)
-GRAY_NODE(tparams, TParams)
-GRAY_NODE(type_ann, TypeAnn)
-GRAY_NODE(default_val, Default)
-GRAY_NODE(metric_stmt, Metric)
-GRAY_NODE(s_unit, Unit)
-GRAY_NODE(plugin_kind, PluginKind)
-GRAY_NODE(plugin_stmt, Plugin)
-GRAY_NODE(plugin_config, PluginConfig)
-GRAY_NODE(s_driver, Driver)
-GRAY_NODE(set_on, SetOn)
-GRAY_NODE(set_batch, SetBatch)
-GRAY_NODE(set_parallel, SetParallel)
-GRAY_NODE(set_via, SetVia)
-GRAY_NODE(set_steps, SetSteps)
-GRAY_NODE(set_hold, SetHold)
-GRAY_NODE(on_stmt, OnStmt)
-GRAY_NODE(on_event, OnEvent)
-GRAY_NODE(s_on_action, OnAction)
-GRAY_NODE(guard_stmt, Guard)
-GRAY_NODE(guard_label, GuardLabel)
-GRAY_NODE(guard_compare, GuardCompare)
-GRAY_NODE(guard_probe, GuardProbe)
-GRAY_NODE(s_probe_kind, ProbeKind)
-GRAY_NODE(run_stmt, Run)
-GRAY_NODE(probe_stmt, Probe)
-GRAY_NODE(wait_until_stmt, WaitUntil)
-GRAY_NODE(wait_stmt, Wait)
-GRAY_NODE(approve_stmt, Approve)
-GRAY_NODE(approve_message, ApproveMessage)
-GRAY_NODE(route_stmt, Route)
-GRAY_NODE(route_kind, RouteKind)
-GRAY_NODE(route_op, RouteOp)
-GRAY_NODE(route_clear, RouteClear)
-GRAY_NODE(route_match, RouteMatch)
-GRAY_NODE(route_ip, RouteIp)
-GRAY_NODE(drain_stmt, Drain)
-GRAY_NODE(drain_subject, DrainSubject)
-GRAY_NODE(restore_stmt, Restore)
-GRAY_NODE(scale_stmt, Scale)
-GRAY_NODE(s_group, Group)
-GRAY_NODE(phase_stmt, Phase)
-GRAY_NODE(undo_stmt, Undo)
-GRAY_NODE(undo_all, UndoAll)
-GRAY_NODE(undo_block, UndoBlock)
-GRAY_NODE(abort_stmt, Abort)
-GRAY_NODE(abort_message, AbortMessage)
-GRAY_NODE(if_stmt, If)
-GRAY_NODE(else_part, Else)
-GRAY_NODE(use_stmt, Use)
-GRAY_NODE(call_stmt_rule, Call)
-GRAY_NODE(stage_kind, StageKind)
-GRAY_NODE(stage_name, StageName)
-GRAY_NODE(stage_stmt, Stage)
-GRAY_NODE(pipeline_stmt, Pipeline)
-GRAY_NODE(template_stmt, Template)
-GRAY_NODE(import_stmt, Import)
-GRAY_NODE(import_alias, ImportAlias)
-#undef GRAY_NODE
-
-template <typename K>
-inline constexpr N node_kind<g::ckey<K>> = N::ClauseKey;
-template <typename K, typename V>
-inline constexpr N node_kind<g::clause<K, V>> = N::Clause;
-
 template <typename Rule>
 struct action : pegtl::nothing<Rule> {};
 
@@ -1204,19 +1381,87 @@ class Lower {
   Lower(const SourceFile& file, Diagnostics& diags) : file_(file), diags_(diags) {}
 
   Span span(const Node& n) const {
-    const char* b = n.m_begin.data;
-    const char* e = n.has_content() ? n.m_end.data : b;
     // Trim trailing whitespace and comments that tokens swallow, so spans end at the text.
-    uint32_t bo = static_cast<uint32_t>(b - file_.text().data());
-    uint32_t eo = static_cast<uint32_t>(e - file_.text().data());
-    eo = trim_end(bo, eo);
-    return {file_.id(), bo, eo};
+    if (n.trimmed == Node::kNotTrimmed) n.trimmed = trim_end(n.begin, n.end);
+    return {file_.id(), n.begin, n.trimmed};
   }
 
+  // The end of the code in [b, e): trailing blanks and comments dropped, strings kept whole;
+  // what code_end(b, e) finds. Strings end at the end of their line, so each line can be
+  // judged on its own: walk back line by line from e, and read the answer for the last line
+  // with code from that line's scan (scan_line), shared by all the nodes that end on it. (A
+  // backslash before a line break may escape it inside a string: then code_end decides.)
   uint32_t trim_end(uint32_t b, uint32_t e) const {
     const std::string& t = file_.text();
-    // Walk back over whitespace; comments inside a token's trailing space end at a newline,
-    // so drop a trailing comment by scanning from the start for the last code character.
+    uint32_t hi = e;
+    while (hi > b) {
+      const LineScan& line = scan_line(hi - 1);
+      const uint32_t lo = std::max(b, line.start);
+      if (lo > b && lo >= 2 && t[lo - 2] == '\\') return std::max(code_end(b, e), b);
+      // A scan from the line's start agrees with one from lo when it is outside strings and
+      // comments at lo, which it is at the start of a node, except inside a string's parts.
+      const uint32_t last = line.neutral[lo - line.start] ? line.last[hi - line.start] : code_end(lo, hi);
+      if (last > lo) return last;
+      hi = lo;
+    }
+    return b;
+  }
+
+  // code_end() from the start of one line to every position of it.
+  struct LineScan {
+    uint32_t start = 1, end = 0;   // the line [start, end), its '\n' included; empty at first
+    std::vector<uint32_t> last;    // last[k]: code_end(start, start + k)
+    std::vector<uint8_t> neutral;  // neutral[k]: that scan is outside strings and comments at start + k
+  };
+
+  const LineScan& scan_line(uint32_t at) const {
+    if (at >= line_.start && at < line_.end) return line_;
+    const std::string& t = file_.text();
+    uint32_t start = at, end = at;
+    while (start > 0 && t[start - 1] != '\n') --start;
+    while (end < t.size() && t[end] != '\n') ++end;
+    if (end < t.size()) ++end;
+    line_.start = start;
+    line_.end = end;
+    line_.last.resize(end - start + 1);
+    line_.neutral.resize(end - start + 1);
+    // code_end's loop, one character at a time, recording its state after each.
+    uint32_t last = start;
+    bool in_string = false, in_comment = false, escaped = false;
+    line_.last[0] = last;
+    line_.neutral[0] = 1;
+    for (uint32_t i = start; i < end; ++i) {
+      const char c = t[i];
+      if (escaped) {
+        escaped = false;
+      } else if (in_comment) {
+        if (c == '\n') in_comment = false;
+      } else if (in_string) {
+        if (c == '\\') {
+          escaped = true;
+          last = i + 2;
+        } else {
+          if (c == '"' || c == '\n') in_string = false;
+          last = i + 1;
+        }
+      } else if (c == '"') {
+        in_string = true;
+        last = i + 1;
+      } else if (c == '#') {
+        in_comment = true;
+      } else if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
+        last = i + 1;
+      }
+      line_.last[i + 1 - start] = last;
+      line_.neutral[i + 1 - start] = !in_string && !in_comment && !escaped;
+    }
+    return line_;
+  }
+
+  // One past the last code character of [b, e) scanned from b outside any string or comment;
+  // b when there is none.
+  uint32_t code_end(uint32_t b, uint32_t e) const {
+    const std::string& t = file_.text();
     uint32_t last = b;
     bool in_string = false;
     for (uint32_t i = b; i < e; ++i) {
@@ -1242,14 +1487,15 @@ class Lower {
       }
       if (c != ' ' && c != '\t' && c != '\r' && c != '\n') last = i + 1;
     }
-    return std::max(last, b);
+    return last;
   }
 
-  std::string text(const Node& n) const { return std::string(n.string_view()); }
+  std::string_view view(const Node& n) const { return std::string_view(file_.text()).substr(n.begin, n.end - n.begin); }
+  std::string text(const Node& n) const { return std::string(view(n)); }
 
   const Node* child(const Node& n, N kind) const {
-    for (const auto& c : n.children)
-      if (c->kind == kind) return c.get();
+    for (const auto& c : n.children())
+      if (c->kind == kind) return c;
     return nullptr;
   }
 
@@ -1257,7 +1503,7 @@ class Lower {
     if (!n) return {};
     // s_name / stage_name wrap a name node; words are their own content.
     const Node* leaf = n;
-    while (!leaf->children.empty() && leaf->kind != N::Name && leaf->kind != N::Word) leaf = leaf->children.front().get();
+    while (!leaf->children().empty() && leaf->kind != N::Name && leaf->kind != N::Word) leaf = leaf->children().front();
     ast::Name out;
     out.text = text(*leaf);
     out.span = span(*leaf);
@@ -1292,7 +1538,7 @@ class Lower {
       case N::String: return string(n);
       case N::Bool: {
         auto e = std::make_unique<ast::Expr>(ast::ExprKind::Bool, span(n));
-        e->boolean = n.string_view() == "true";
+        e->boolean = view(n) == "true";
         e->text = text(n);
         return e;
       }
@@ -1303,19 +1549,19 @@ class Lower {
       }
       case N::List: {
         auto e = std::make_unique<ast::Expr>(ast::ExprKind::List, span(n));
-        for (const auto& c : n.children) e->items.push_back(expr(*c));
+        for (const auto& c : n.children()) e->items.push_back(expr(*c));
         e->update_depth();
         return e;
       }
       case N::Map: {
         auto e = std::make_unique<ast::Expr>(ast::ExprKind::Map, span(n));
-        for (const auto& f : n.children) {
+        for (const auto& f : n.children()) {
           ast::Field field;
-          const Node& key = *f->children.at(0);
-          const Node& k = *key.children.at(0);
+          const Node& key = *f->children().at(0);
+          const Node& k = *key.children().at(0);
           field.name_span = span(k);
           field.name = k.kind == N::String ? decode_plain(k) : text(k);
-          field.value = expr(*f->children.at(1));
+          field.value = expr(*f->children().at(1));
           e->fields.push_back(std::move(field));
         }
         e->update_depth();
@@ -1324,9 +1570,9 @@ class Lower {
       case N::Postfix: return postfix(n);
       case N::Neg: {
         auto e = std::make_unique<ast::Expr>(ast::ExprKind::Unary, span(n));
-        std::string op = text(*n.children.at(0));
+        std::string op = text(*n.children().at(0));
         e->text = op == "-" ? "-" : "not";
-        e->items.push_back(expr(*n.children.at(1)));
+        e->items.push_back(expr(*n.children().at(1)));
         e->update_depth();
         return e;
       }
@@ -1335,12 +1581,12 @@ class Lower {
       case N::Cmp:
       case N::And:
       case N::Or: {
-        ast::ExprPtr left = expr(*n.children.at(0));
-        for (size_t i = 1; i + 1 < n.children.size(); i += 2) {
-          auto e = std::make_unique<ast::Expr>(ast::ExprKind::Binary, Span::join(left->span, span(*n.children[i + 1])));
-          e->text = text(*n.children[i]);
+        ast::ExprPtr left = expr(*n.children().at(0));
+        for (size_t i = 1; i + 1 < n.children().size(); i += 2) {
+          auto e = std::make_unique<ast::Expr>(ast::ExprKind::Binary, Span::join(left->span, span(*n.children()[i + 1])));
+          e->text = text(*n.children()[i]);
           e->items.push_back(std::move(left));
-          e->items.push_back(expr(*n.children[i + 1]));
+          e->items.push_back(expr(*n.children()[i + 1]));
           e->update_depth();
           left = std::move(e);
           if (left->depth > kMaxExprDepth) break;  // reported by expr(); stop growing the chain
@@ -1349,35 +1595,35 @@ class Lower {
       }
       default:
         // Wrapper nodes (expectations) hold exactly the expression.
-        if (!n.children.empty()) return expr(*n.children.front());
+        if (!n.children().empty()) return expr(*n.children().front());
         return std::make_unique<ast::Expr>(ast::ExprKind::Name, span(n));
     }
   }
 
   ast::ExprPtr postfix(const Node& n) {
-    ast::ExprPtr cur = expr(*n.children.at(0));
-    for (size_t i = 1; i < n.children.size(); ++i) {
-      const Node& s = *n.children[i];
+    ast::ExprPtr cur = expr(*n.children().at(0));
+    for (size_t i = 1; i < n.children().size(); ++i) {
+      const Node& s = *n.children()[i];
       Span sp = Span::join(cur->span, span(s));
       if (s.kind == N::Member) {
         auto e = std::make_unique<ast::Expr>(ast::ExprKind::Member, sp);
-        e->text = text(*s.children.at(0));
+        e->text = text(*s.children().at(0));
         e->items.push_back(std::move(cur));
         e->update_depth();
         cur = std::move(e);
       } else {
         auto e = std::make_unique<ast::Expr>(ast::ExprKind::Call, sp);
         e->items.push_back(std::move(cur));
-        for (const auto& a : s.children) {
+        for (const auto& a : s.children()) {
           ast::Field f;
           size_t vi = 0;
-          if (a->children.size() == 2) {
-            const Node& an = *a->children[0];
-            f.name = text(*an.children.at(0));
-            f.name_span = span(*an.children.at(0));
+          if (a->children().size() == 2) {
+            const Node& an = *a->children()[0];
+            f.name = text(*an.children().at(0));
+            f.name_span = span(*an.children().at(0));
             vi = 1;
           }
-          f.value = expr(*a->children.at(vi));
+          f.value = expr(*a->children().at(vi));
           e->fields.push_back(std::move(f));
         }
         e->update_depth();
@@ -1389,7 +1635,7 @@ class Lower {
   }
 
   ast::ExprPtr number(const Node& n) {
-    std::string_view t = n.string_view();
+    std::string_view t = view(n);
     size_t i = 0;
     while (i < t.size() && ((t[i] >= '0' && t[i] <= '9') || t[i] == '.')) ++i;
     std::string digits(t.substr(0, i));
@@ -1426,9 +1672,9 @@ class Lower {
 
   std::string decode_plain(const Node& str) {
     std::string out;
-    for (const auto& p : str.children) {
-      if (p->kind == N::StrText) out += p->string_view();
-      else if (p->kind == N::StrEsc) out += unescape(p->string_view()[1]);
+    for (const auto& p : str.children()) {
+      if (p->kind == N::StrText) out += view(*p);
+      else if (p->kind == N::StrEsc) out += unescape(view(*p)[1]);
       else out += "${" + text(*p) + "}";
     }
     return out;
@@ -1447,14 +1693,14 @@ class Lower {
   ast::ExprPtr string(const Node& n) {
     auto e = std::make_unique<ast::Expr>(ast::ExprKind::String, span(n));
     e->text = text(n);
-    for (const auto& p : n.children) {
+    for (const auto& p : n.children()) {
       if (p->kind == N::StrInterp) {
         ast::StrPart part;
         part.is_var = true;
         part.text = text(*p);
         part.span = span(*p);
         size_t start = 0;
-        std::string_view t = p->string_view();
+        std::string_view t = view(*p);
         for (size_t i = 0; i <= t.size(); ++i)
           if (i == t.size() || t[i] == '.') {
             part.path.emplace_back(t.substr(start, i - start));
@@ -1463,7 +1709,7 @@ class Lower {
         e->parts.push_back(std::move(part));
         continue;
       }
-      std::string piece = p->kind == N::StrText ? std::string(p->string_view()) : std::string(1, unescape(p->string_view()[1]));
+      std::string piece = p->kind == N::StrText ? std::string(view(*p)) : std::string(1, unescape(view(*p)[1]));
       if (!e->parts.empty() && !e->parts.back().is_var) {
         e->parts.back().text += piece;
         e->parts.back().span = Span::join(e->parts.back().span, span(*p));
@@ -1482,37 +1728,37 @@ class Lower {
     switch (n.kind) {
       case N::Import:
         s->kind = ast::StmtKind::Import;
-        str_head(*s, *n.children.at(0));
-        if (const Node* a = child(n, N::ImportAlias)) s->name = name_of(a->children.at(0).get());
+        str_head(*s, *n.children().at(0));
+        if (const Node* a = child(n, N::ImportAlias)) s->name = name_of(a->children().at(0));
         break;
       case N::Template:
         s->kind = ast::StmtKind::Template;
-        s->name = name_of(n.children.at(0).get());
+        s->name = name_of(n.children().at(0));
         params(*s, child(n, N::TParams));
         body(*s, n, 2);
         break;
       case N::Pipeline:
         s->kind = ast::StmtKind::Pipeline;
-        str_head(*s, *n.children.at(0));
+        str_head(*s, *n.children().at(0));
         body(*s, n, 1);
         break;
       case N::Param:
         s->kind = ast::StmtKind::Param;
-        s->name = name_of(n.children.at(0).get());
-        if (const Node* t = child(n, N::TypeAnn)) s->word = name_of(t->children.at(0).get());
-        if (const Node* d = child(n, N::Default)) s->value = expr(*d->children.at(0));
+        s->name = name_of(n.children().at(0));
+        if (const Node* t = child(n, N::TypeAnn)) s->word = name_of(t->children().at(0));
+        if (const Node* d = child(n, N::Default)) s->value = expr(*d->children().at(0));
         break;
       case N::Let:
         s->kind = ast::StmtKind::Let;
-        s->name = name_of(n.children.at(0).get());
-        s->value = expr(*n.children.at(1));
+        s->name = name_of(n.children().at(0));
+        s->value = expr(*n.children().at(1));
         break;
       case N::Metric: {
         s->kind = ast::StmtKind::Metric;
-        s->name = name_of(n.children.at(0).get());
+        s->name = name_of(n.children().at(0));
         params(*s, child(n, N::TParams));
         size_t vi = child(n, N::TParams) ? 2 : 1;
-        s->value = expr(*n.children.at(vi));
+        s->value = expr(*n.children().at(vi));
         if (const Node* u = child(n, N::Unit)) {
           s->word.span = span(*u);
           s->word.text = std::string(file_.slice(s->word.span));
@@ -1521,10 +1767,10 @@ class Lower {
       }
       case N::Plugin:
         s->kind = ast::StmtKind::Plugin;
-        s->word = {text(*n.children.at(0)), span(*n.children.at(0))};
-        s->name = name_of(n.children.at(1).get());
-        s->word2 = name_of(n.children.at(2).get());
-        if (const Node* c = child(n, N::PluginConfig)) s->value = expr(*c->children.at(0));
+        s->word = {text(*n.children().at(0)), span(*n.children().at(0))};
+        s->name = name_of(n.children().at(1));
+        s->word2 = name_of(n.children().at(2));
+        if (const Node* c = child(n, N::PluginConfig)) s->value = expr(*c->children().at(0));
         break;
       case N::SetOn:
       case N::SetBatch:
@@ -1537,9 +1783,9 @@ class Lower {
         s->kind = ast::StmtKind::Setting;
         for (auto& [k, w] : keys)
           if (k == n.kind) s->word = {w, s->keyword};
-        for (const auto& c : n.children) {
+        for (const auto& c : n.children()) {
           if (n.kind == N::SetVia) {
-            ast::Name v = name_of(c.get());
+            ast::Name v = name_of(c);
             auto e = std::make_unique<ast::Expr>(ast::ExprKind::Name, v.span);
             e->text = v.text;
             s->args.push_back(std::move(e));
@@ -1551,30 +1797,30 @@ class Lower {
       }
       case N::OnStmt:
         s->kind = ast::StmtKind::On;
-        s->word = {text(*n.children.at(0)), span(*n.children.at(0))};
-        if (const Node* a = child(n, N::OnAction)) s->word2 = name_of(a->children.at(0).get());
+        s->word = {text(*n.children().at(0)), span(*n.children().at(0))};
+        if (const Node* a = child(n, N::OnAction)) s->word2 = name_of(a->children().at(0));
         else body(*s, n, 1);
         break;
       case N::Guard: guard(*s, n); break;
       case N::Run:
         s->kind = ast::StmtKind::Run;
-        s->args.push_back(expr(*n.children.at(0)));
+        s->args.push_back(expr(*n.children().at(0)));
         clauses(*s, n);
         break;
       case N::Probe:
         s->kind = ast::StmtKind::Probe;
-        s->word = name_of(n.children.at(0).get());
-        s->args.push_back(expr(*n.children.at(1)));
+        s->word = name_of(n.children().at(0));
+        s->args.push_back(expr(*n.children().at(1)));
         clauses(*s, n);
         break;
       case N::WaitUntil:
         s->kind = ast::StmtKind::WaitUntil;
-        s->args.push_back(expr(*n.children.at(0)));
+        s->args.push_back(expr(*n.children().at(0)));
         clauses(*s, n);
         break;
       case N::Wait:
         s->kind = ast::StmtKind::Wait;
-        s->args.push_back(expr(*n.children.at(0)));
+        s->args.push_back(expr(*n.children().at(0)));
         break;
       case N::Approve:
         s->kind = ast::StmtKind::Approve;
@@ -1585,23 +1831,23 @@ class Lower {
       case N::Drain:
       case N::Restore:
         s->kind = n.kind == N::Drain ? ast::StmtKind::Drain : ast::StmtKind::Restore;
-        s->name = name_of(n.children.at(0).get());
-        if (const Node* d = child(n, N::DrainSubject)) s->args.push_back(expr(*d->children.at(0)));
+        s->name = name_of(n.children().at(0));
+        if (const Node* d = child(n, N::DrainSubject)) s->args.push_back(expr(*d->children().at(0)));
         clauses(*s, n);
         break;
       case N::Scale:
         s->kind = ast::StmtKind::Scale;
-        s->name = name_of(n.children.at(0).get());
-        s->word = name_of(n.children.at(1).get());
-        s->args.push_back(expr(*n.children.at(2)));
+        s->name = name_of(n.children().at(0));
+        s->word = name_of(n.children().at(1));
+        s->args.push_back(expr(*n.children().at(2)));
         break;
       case N::Phase:
         s->kind = ast::StmtKind::Phase;
-        str_head(*s, *n.children.at(0));
+        str_head(*s, *n.children().at(0));
         break;
       case N::Undo: {
         s->kind = ast::StmtKind::Undo;
-        const Node& b = *n.children.at(0);
+        const Node& b = *n.children().at(0);
         if (b.kind == N::UndoAll) s->word = {"all", span(b)};
         else if (b.kind == N::UndoBlock) body(*s, b, 0);
         else s->args.push_back(expr(b));
@@ -1613,21 +1859,21 @@ class Lower {
         break;
       case N::If: {
         s->kind = ast::StmtKind::If;
-        s->args.push_back(expr(*n.children.at(0)));
+        s->args.push_back(expr(*n.children().at(0)));
         s->has_body = true;
         size_t i = 1;
-        for (; i < n.children.size() && n.children[i]->kind != N::Else; ++i) push_stmt(s->body, *n.children[i]);
-        if (i < n.children.size()) {
+        for (; i < n.children().size() && n.children()[i]->kind != N::Else; ++i) push_stmt(s->body, *n.children()[i]);
+        if (i < n.children().size()) {
           s->has_else = true;
-          const Node& el = *n.children[i];
-          for (const auto& c : el.children) push_stmt(s->else_body, *c);
+          const Node& el = *n.children()[i];
+          for (const auto& c : el.children()) push_stmt(s->else_body, *c);
         }
         break;
       }
       case N::Use:
       case N::Call:
         s->kind = n.kind == N::Use ? ast::StmtKind::Use : ast::StmtKind::Call;
-        s->args.push_back(expr(*n.children.at(0)));
+        s->args.push_back(expr(*n.children().at(0)));
         if (s->args[0]->kind != ast::ExprKind::Call)
           diags_.error(code::kSyntax, s->args[0]->span,
                        n.kind == N::Use ? "expected a template call with arguments in parentheses after 'use'"
@@ -1635,7 +1881,7 @@ class Lower {
         break;
       case N::Stage:
         s->kind = ast::StmtKind::Stage;
-        s->word = {text(*n.children.at(0)), span(*n.children.at(0))};
+        s->word = {text(*n.children().at(0)), span(*n.children().at(0))};
         if (const Node* nm = child(n, N::StageName)) s->name = name_of(nm);
         body(*s, n, child(n, N::StageName) ? 2 : 1);
         break;
@@ -1654,7 +1900,7 @@ class Lower {
 
   void str_head(ast::Stmt& s, const Node& wrapper) {
     const Node* str = &wrapper;
-    while (str->kind != N::String && !str->children.empty()) str = str->children.front().get();
+    while (str->kind != N::String && !str->children().empty()) str = str->children().front();
     s.str = decode_plain(*str);
     s.str_span = span(*str);
   }
@@ -1665,28 +1911,28 @@ class Lower {
 
   void body(ast::Stmt& s, const Node& n, size_t from) {
     s.has_body = true;
-    for (size_t i = from; i < n.children.size(); ++i) push_stmt(s.body, *n.children[i]);
+    for (size_t i = from; i < n.children().size(); ++i) push_stmt(s.body, *n.children()[i]);
   }
 
   void params(ast::Stmt& s, const Node* tp) {
     if (!tp) return;
-    for (const auto& p : tp->children) {
+    for (const auto& p : tp->children()) {
       ast::Param prm;
       prm.span = span(*p);
-      prm.name = name_of(p->children.at(0).get());
-      if (const Node* t = child(*p, N::TypeAnn)) prm.type = name_of(t->children.at(0).get());
-      if (const Node* d = child(*p, N::Default)) prm.value = expr(*d->children.at(0));
+      prm.name = name_of(p->children().at(0));
+      if (const Node* t = child(*p, N::TypeAnn)) prm.type = name_of(t->children().at(0));
+      if (const Node* d = child(*p, N::Default)) prm.value = expr(*d->children().at(0));
       s.params.push_back(std::move(prm));
     }
   }
 
   void clauses(ast::Stmt& s, const Node& n) {
-    for (const auto& c : n.children) {
+    for (const auto& c : n.children()) {
       if (c->kind != N::Clause) continue;
       ast::Clause cl;
-      cl.key = text(*c->children.at(0));
+      cl.key = text(*c->children().at(0));
       cl.span = span(*c);
-      const Node& v = *c->children.at(1);
+      const Node& v = *c->children().at(1);
       if (v.kind == N::Word) cl.word = name_of(&v);
       else cl.value = expr(v);
       s.clauses.push_back(std::move(cl));
@@ -1695,17 +1941,17 @@ class Lower {
 
   void guard(ast::Stmt& s, const Node& n) {
     s.kind = ast::StmtKind::Guard;
-    for (const auto& c : n.children) {
+    for (const auto& c : n.children()) {
       switch (c->kind) {
         case N::GuardLabel: str_head(s, *c); break;
         case N::GuardCompare:
           s.word = {"compare", keyword_span(*c)};
-          for (const auto& a : c->children) s.args.push_back(expr(*a));
+          for (const auto& a : c->children()) s.args.push_back(expr(*a));
           break;
         case N::GuardProbe:
           s.word = {"probe", keyword_span(*c)};
-          s.word2 = name_of(c->children.at(0).get());
-          s.args.push_back(expr(*c->children.at(1)));
+          s.word2 = name_of(c->children().at(0));
+          s.args.push_back(expr(*c->children().at(1)));
           break;
         case N::Clause: break;
         default: s.args.push_back(expr(*c)); break;
@@ -1716,21 +1962,21 @@ class Lower {
 
   void route(ast::Stmt& s, const Node& n) {
     s.kind = ast::StmtKind::Route;
-    s.name = name_of(n.children.at(0).get());
-    const Node& b = *n.children.at(1);
+    s.name = name_of(n.children().at(0));
+    const Node& b = *n.children().at(1);
     switch (b.kind) {
       case N::RouteClear: s.match_kind = "clear"; break;
       case N::RouteMatch:
-        s.match_kind = text(*b.children.at(0));
-        s.args.push_back(expr(*b.children.at(1)));
-        s.match_op = text(*b.children.at(2));
-        s.args.push_back(expr(*b.children.at(3)));
-        s.args.push_back(expr(*b.children.at(4)));
+        s.match_kind = text(*b.children().at(0));
+        s.args.push_back(expr(*b.children().at(1)));
+        s.match_op = text(*b.children().at(2));
+        s.args.push_back(expr(*b.children().at(3)));
+        s.args.push_back(expr(*b.children().at(4)));
         break;
       default:
         s.match_kind = "ip";
-        s.args.push_back(expr(*b.children.at(0)));
-        s.args.push_back(expr(*b.children.at(1)));
+        s.args.push_back(expr(*b.children().at(0)));
+        s.args.push_back(expr(*b.children().at(1)));
         break;
     }
   }
@@ -1739,6 +1985,7 @@ class Lower {
   const SourceFile& file_;
   Diagnostics& diags_;
   bool too_deep_reported_ = false;
+  mutable LineScan line_;  // the line trim_end looked at last
 };
 
 }  // namespace
@@ -1771,12 +2018,13 @@ ast::Module parse(const SourceFile& file, Diagnostics& diags, const ParseLimits&
   ParseState ps;
   ps.base = text.data();
   ps.limits = &limits;
-  pegtl::memory_input<pegtl::tracking_mode::lazy, pegtl::eol::lf_crlf> in(text.data(), text.size(), file.path());
-  std::unique_ptr<Node> root;
+  ps.nodes.reserve(text.size() / 2 + 16);  // typical text makes a node per 3 bytes
+  pegtl::memory_input<pegtl::tracking_mode::lazy, pegtl::eol::lf_crlf, std::string_view> in(text.data(), text.size(), file.path());
+  bool complete = false;
   try {
-    root = pegtl::parse_tree::parse<g::grammar, Node, selector, action, control>(in, ps);
+    complete = pegtl::parse<g::grammar, action, control>(in, ps);
   } catch (const TooManyErrors&) {
-    root.reset();
+    complete = false;
   } catch (const SyntaxError& e) {
     ps.errors.push_back(e);
   }
@@ -1795,20 +2043,17 @@ ast::Module parse(const SourceFile& file, Diagnostics& diags, const ParseLimits&
     c.span.file = file.id();
     mod.comments.push_back(c);
   }
-  if (!root) return mod;
+  if (!complete) return mod;
 
+  std::vector<const Node*> kids;
+  const Kids top = link_children(ps.nodes, kids);
   Lower lower(file, diags);
-  for (const auto& c : root->children)
+  for (const Node* c : top)
     if (auto s = lower.stmt(*c)) mod.items.push_back(std::move(s));
   return mod;
 }
 
-bool is_reserved(std::string_view w) {
-#define GRAY_KW_NAME(k) #k,
-  static const std::string_view words[] = {GRAY_RESERVED(GRAY_KW_NAME)};
-#undef GRAY_KW_NAME
-  return std::find(std::begin(words), std::end(words), w) != std::end(words);
-}
+bool is_reserved(std::string_view w) { return g::reserved_word(w); }
 
 size_t analyze_grammar(bool verbose) { return pegtl::analyze<g::grammar>(verbose ? 1 : 0); }
 

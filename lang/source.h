@@ -35,6 +35,8 @@ class SourceFile {
   LineCol line_col(uint32_t offset) const;
   // The text of a 1-based line, without its line terminator.
   std::string_view line_text(uint32_t line) const;
+  // Whether a 1-based line holds only ASCII bytes (then a column is a byte count).
+  bool line_is_ascii(uint32_t line) const;
   uint32_t line_count() const { return static_cast<uint32_t>(line_starts_.size()); }
   std::string_view slice(Span s) const;
 
@@ -43,6 +45,7 @@ class SourceFile {
   std::string path_;
   std::string text_;
   std::vector<uint32_t> line_starts_;
+  std::vector<bool> non_ascii_lines_;  // by 0-based line; empty when the whole file is ASCII
 };
 
 // Owns every loaded file; file ids start at 1 so a default Span is "no location".

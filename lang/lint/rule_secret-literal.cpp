@@ -57,6 +57,11 @@ struct Found {
   size_t pos = 0, len = 0;
 };
 
+// Options and query parameters that carry a credential. A constant table: the list is walked
+// for every 'p', 't', 's', 'a' and '-' of every string.
+constexpr std::string_view kCommandLineKeys[] = {"password=", "passwd=", "token=", "secret=", "api_key=", "apikey=", "--password ",
+                                                 "--password=", "--token ", "--token=", "--secret ", "--secret=", "--api-key ", "--api-key="};
+
 // The first credential in a piece of literal text. Every string of the file goes through
 // here, so the first character picks the patterns worth comparing.
 Found credential(const std::string& s) {
@@ -113,8 +118,7 @@ Found credential(const std::string& s) {
       case 't':
       case 's':
       case 'a':
-        for (std::string_view key : {"password=", "passwd=", "token=", "secret=", "api_key=", "apikey=", "--password ", "--password=",
-                                     "--token ", "--token=", "--secret ", "--secret=", "--api-key ", "--api-key="}) {
+        for (std::string_view key : kCommandLineKeys) {
           if (key[0] != s[i] || !at(key)) continue;
           size_t n = run_of(s, i + key.size(), value);
           if (n >= 4)
