@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import random
 import socket
 import subprocess
 import threading
@@ -69,14 +70,22 @@ _taken_ports = set()
 
 
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago (never the same one twice)."""
-    for _ in range(100):
+    """A TCP port on 127.0.0.1 that was free a moment ago (never the same one twice).
+
+    Picked below Linux's ephemeral range (32768-60999): ports the kernel hands out for port 0
+    come from that range, where the outgoing connections of wrk, the clients and gray also take
+    their local ports, and one of them could take it before the server binds it."""
+    for _ in range(500):
+        port = random.randint(20000, 32000)
+        if port in _taken_ports:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _taken_ports:
-            _taken_ports.add(port)
-            return port
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _taken_ports.add(port)
+        return port
     raise SetupError("no free TCP port on 127.0.0.1")
 
 

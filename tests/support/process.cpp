@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <ctime>
+#include <random>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -98,16 +100,25 @@ int Process::wait() {
   return status_;
 }
 
+// A random port below Linux's ephemeral range (32768-60999 by default), checked free by binding
+// it. A port the kernel hands out for port 0 comes from that range, where every outgoing
+// connection of every test running in parallel also takes its local port: one of them could
+// take it before the server we start binds it.
 int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  static std::mt19937 rng(static_cast<unsigned>(::getpid()) * 7919u + static_cast<unsigned>(::time(nullptr)));
+  std::uniform_int_distribution<int> pick(20000, 32000);
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    int port = pick(rng);
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    if (ok) return port;
+  }
+  throw std::runtime_error("no free port between 20000 and 32000");
 }
 
 bool wait_for_port(int port, int timeout_ms) {
